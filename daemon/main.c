@@ -1,0 +1,326 @@
+/*
+ * iotbridged: arguments, the event loop, signals, configuration reload and the
+ * systemd protocol. Runs in the foreground only; systemd (Type=notify) or the
+ * operator's shell supervises it. This file owns the daemon's lifetime; the
+ * LAN broker, uplink and queue hang off the event base it creates.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "iotb_build.h"
+#include "config/cfg.h"
+#include "daemon/log.h"
+#include "daemon/notify.h"
+
+#define DEFAULT_CONFIG IOTB_SYSCONFDIR "/iotbridge.yaml"
+
+struct daemon {
+	struct event_base	*base;
+	struct event		*ev_sigterm;
+	struct event		*ev_sigint;
+	struct event		*ev_sighup;
+	struct event		*ev_watchdog;
+	struct cfg		*cfg;
+	const char		*cfg_path;
+	int			 verbose;	/* number of -v given */
+	time_t			 started;
+	unsigned		 reloads;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: iotbridged [-v] [-c FILE] [--check-config]\n"
+	    "\n"
+	    "MQTT broker for LAN devices, bridged to AWS IoT Core.\n"
+	    "\n"
+	    "  -c, --config FILE   configuration file (default %s)\n"
+	    "  -t, --check-config  check the configuration, print every error, exit\n"
+	    "                      (0: valid, 1: invalid; with -v print the effective\n"
+	    "                      configuration)\n"
+	    "  -v, --verbose       one more level of logging than log.level (repeatable)\n"
+	    "  -V, --version       print the version and exit\n"
+	    "  -h, --help          print this help and exit\n"
+	    "\n"
+	    "Signals: SIGHUP reloads the configuration (an invalid one is refused and\n"
+	    "the running one kept), SIGTERM and SIGINT stop.\n",
+	    DEFAULT_CONFIG);
+}
+
+/*
+ * Load and validate a configuration file. On failure every error goes to the log
+ * (or to stderr for --check-config) and NULL is returned; the caller keeps
+ * whatever it was running with.
+ */
+static struct cfg *
+config_load(const char *path, bool to_stderr)
+{
+	struct cfg_diag diag = { 0 };
+	struct cfg *cfg = NULL;
+
+	(void)cfg_load_file(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++) {
+		if (to_stderr)
+			fprintf(stderr, "%s\n", diag.msgs[i]);
+		else
+			log_warnx("%s", diag.msgs[i]);
+	}
+	cfg_diag_clear(&diag);
+	return cfg;
+}
+
+static enum log_level
+effective_level(const struct daemon *d)
+{
+	/* cfg's levels run error..debug in the same order as syslog's */
+	int level = LOG_L_ERR + (int)d->cfg->log.level + d->verbose;
+
+	return level > LOG_L_DEBUG ? LOG_L_DEBUG : (enum log_level)level;
+}
+
+/* One line for STATUS= and the log: what the daemon is doing right now. */
+static void
+daemon_status(const struct daemon *d, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "running: %zu listener(s) configured, uplink %s, "
+	    "%zu bridge rule(s)", d->cfg->nlisteners,
+	    d->cfg->aws.present ? "configured" : "off (local only)",
+	    d->cfg->nbridge);
+}
+
+static void
+daemon_log_config(const struct daemon *d)
+{
+	char *text;
+
+	log_info("config file=%s log.level=%s listeners=%zu aws=%s "
+	    "queue.dir=%s bridge_rules=%zu", d->cfg_path,
+	    log_level_name(LOG_L_ERR + (int)d->cfg->log.level),
+	    d->cfg->nlisteners,
+	    d->cfg->aws.present ? d->cfg->aws.endpoint.host : "off",
+	    d->cfg->queue.dir, d->cfg->nbridge);
+	if (log_getlevel() < LOG_L_DEBUG)
+		return;
+	/* The rendering hides secrets; log it line by line for the journal. */
+	if ((text = cfg_describe(d->cfg)) == NULL)
+		return;
+	for (char *line = strtok(text, "\n"); line != NULL;
+	    line = strtok(NULL, "\n"))
+		log_debug("config: %s", line);
+	free(text);
+}
+
+static void
+daemon_reload(struct daemon *d)
+{
+	struct cfg *next;
+	char status[256];
+
+	notify_reloading();
+	log_info("reloading config file=%s", d->cfg_path);
+	if ((next = config_load(d->cfg_path, false)) == NULL) {
+		log_warnx("reload failed, keeping the running configuration");
+		daemon_status(d, status, sizeof(status));
+		/* one datagram, so READY=1 never arrives without the warning */
+		strncat(status, " (last reload failed: invalid configuration)",
+		    sizeof(status) - strlen(status) - 1);
+		notify_ready(status);
+		return;
+	}
+	cfg_free(d->cfg);
+	d->cfg = next;
+	d->reloads++;
+	log_setlevel(effective_level(d));
+	log_info("configuration reloaded");
+	daemon_log_config(d);
+	daemon_status(d, status, sizeof(status));
+	notify_ready(status);
+}
+
+static void
+on_signal(evutil_socket_t sig, short events, void *arg)
+{
+	struct daemon *d = arg;
+
+	switch (sig) {
+	case SIGHUP:
+		daemon_reload(d);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" :
+		    "SIGINT");
+		notify_stopping();
+		event_base_loopbreak(d->base);
+		break;
+	}
+}
+
+static void
+on_watchdog(evutil_socket_t fd, short events, void *arg)
+{
+	notify_watchdog();
+}
+
+/* libevent's own warnings belong in our log, not on a bare stderr. */
+static void
+on_libevent_log(int severity, const char *msg)
+{
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		log_debug("libevent: %s", msg);
+		break;
+	case EVENT_LOG_MSG:
+		log_info("libevent: %s", msg);
+		break;
+	default:
+		log_warnx("libevent: %s", msg);
+		break;
+	}
+}
+
+static int
+daemon_setup(struct daemon *d)
+{
+	uint64_t wd;
+
+	event_set_log_callback(on_libevent_log);
+	if ((d->base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	d->ev_sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+	d->ev_sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+	d->ev_sighup = evsignal_new(d->base, SIGHUP, on_signal, d);
+	if (d->ev_sigterm == NULL || d->ev_sigint == NULL ||
+	    d->ev_sighup == NULL || evsignal_add(d->ev_sigterm, NULL) == -1 ||
+	    evsignal_add(d->ev_sigint, NULL) == -1 ||
+	    evsignal_add(d->ev_sighup, NULL) == -1)
+		fatalx("cannot install signal handlers");
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((wd = notify_watchdog_interval()) > 0) {
+		struct timeval tv = {
+			.tv_sec = (time_t)(wd / 1000000),
+			.tv_usec = (suseconds_t)(wd % 1000000),
+		};
+
+		d->ev_watchdog = event_new(d->base, -1, EV_PERSIST,
+		    on_watchdog, d);
+		if (d->ev_watchdog == NULL ||
+		    event_add(d->ev_watchdog, &tv) == -1)
+			fatalx("cannot arm the watchdog timer");
+	}
+	return 0;
+}
+
+static void
+daemon_teardown(struct daemon *d)
+{
+	if (d->ev_watchdog != NULL)
+		event_free(d->ev_watchdog);
+	if (d->ev_sighup != NULL)
+		event_free(d->ev_sighup);
+	if (d->ev_sigint != NULL)
+		event_free(d->ev_sigint);
+	if (d->ev_sigterm != NULL)
+		event_free(d->ev_sigterm);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	cfg_free(d->cfg);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config",	  required_argument, NULL, 'c' },
+		{ "check-config", no_argument,	     NULL, 't' },
+		{ "verbose",	  no_argument,	     NULL, 'v' },
+		{ "version",	  no_argument,	     NULL, 'V' },
+		{ "help",	  no_argument,	     NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon d = { .cfg_path = DEFAULT_CONFIG };
+	bool check_only = false;
+	char status[256];
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:tvVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			d.cfg_path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'v':
+			d.verbose++;
+			break;
+		case 'V':
+			printf("iotbridged %s\n", IOTB_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "iotbridged: unexpected argument: %s\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	if (check_only) {
+		if ((d.cfg = config_load(d.cfg_path, true)) == NULL)
+			return 1;
+		printf("%s: configuration OK\n", d.cfg_path);
+		if (d.verbose > 0) {
+			char *text = cfg_describe(d.cfg);
+
+			if (text != NULL)
+				fputs(text, stdout);
+			free(text);
+		}
+		cfg_free(d.cfg);
+		return 0;
+	}
+
+	log_init("iotbridged", LOG_L_INFO);
+	/* Signals first: a SIGHUP or SIGTERM sent while we start up is queued
+	 * for the loop instead of killing the process with the default action. */
+	daemon_setup(&d);
+	if ((d.cfg = config_load(d.cfg_path, false)) == NULL)
+		fatalx("invalid configuration file=%s, not starting",
+		    d.cfg_path);
+	log_setlevel(effective_level(&d));
+	log_info("iotbridged %s starting", IOTB_VERSION);
+	d.started = time(NULL);
+	daemon_log_config(&d);
+	if (d.ev_watchdog != NULL)
+		log_info("watchdog ping every %llu ms",
+		    (unsigned long long)(notify_watchdog_interval() / 1000));
+
+	daemon_status(&d, status, sizeof(status));
+	log_info("ready: %s", status);
+	notify_ready(status);
+
+	if (event_base_dispatch(d.base) == -1)
+		log_warnx("event loop failed");
+
+	daemon_teardown(&d);
+	log_info("stopped");
+	return 0;
+}
