@@ -9,6 +9,7 @@
 
 #include "iotb_build.h"
 #include "config/cfg.h"
+#include "daemon/ctl.h"
 
 static void
 usage(FILE *f)
@@ -19,6 +20,10 @@ usage(FILE *f)
 	    "Commands:\n"
 	    "  check-config FILE   check a configuration file, print every error\n"
 	    "                      (exit 0: valid, 1: invalid)\n"
+	    "  passwd FILE USER    add or change USER in a password file (created\n"
+	    "                      0640 if absent); the password is asked twice,\n"
+	    "                      or read as one line from stdin if not a tty\n"
+	    "  passwd -D FILE USER delete USER from a password file\n"
 	    "  version             print the version\n"
 	    "  help                print this help\n");
 }
@@ -55,6 +60,8 @@ main(int argc, char *argv[])
 	}
 	if (strcmp(cmd, "check-config") == 0)
 		return cmd_check_config(argc - 1, argv + 1);
+	if (strcmp(cmd, "passwd") == 0)
+		return ctl_passwd(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("iotbridgectl %s\n", IOTB_VERSION);
 		return 0;

@@ -18,6 +18,7 @@
 
 #include "iotb_build.h"
 #include "config/cfg.h"
+#include "daemon/broker.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
 
@@ -30,6 +31,7 @@ struct daemon {
 	struct event		*ev_sighup;
 	struct event		*ev_watchdog;
 	struct cfg		*cfg;
+	struct broker		*broker;
 	const char		*cfg_path;
 	int			 verbose;	/* number of -v given */
 	time_t			 started;
@@ -92,10 +94,12 @@ effective_level(const struct daemon *d)
 static void
 daemon_status(const struct daemon *d, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "running: %zu listener(s) configured, uplink %s, "
-	    "%zu bridge rule(s)", d->cfg->nlisteners,
-	    d->cfg->aws.present ? "configured" : "off (local only)",
-	    d->cfg->nbridge);
+	char broker[160];
+
+	broker_summary(d->broker, broker, sizeof(broker));
+	snprintf(buf, cap, "running: %s; uplink %s", broker,
+	    d->cfg->aws.present ? "configured, not started (not built yet)" :
+	    "off (local only)");
 }
 
 static void
@@ -137,6 +141,8 @@ daemon_reload(struct daemon *d)
 		notify_ready(status);
 		return;
 	}
+	if (broker_reload(d->broker, next) == -1)
+		log_warnx("reload: some listeners could not be applied");
 	cfg_free(d->cfg);
 	d->cfg = next;
 	d->reloads++;
@@ -233,6 +239,7 @@ daemon_teardown(struct daemon *d)
 		event_free(d->ev_sigint);
 	if (d->ev_sigterm != NULL)
 		event_free(d->ev_sigterm);
+	broker_free(d->broker);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	cfg_free(d->cfg);
@@ -312,6 +319,9 @@ main(int argc, char *argv[])
 	if (d.ev_watchdog != NULL)
 		log_info("watchdog ping every %llu ms",
 		    (unsigned long long)(notify_watchdog_interval() / 1000));
+	/* READY=1 only once the listeners are bound: devices can connect */
+	if ((d.broker = broker_new(d.base, d.cfg)) == NULL)
+		fatalx("cannot start the broker");
 
 	daemon_status(&d, status, sizeof(status));
 	log_info("ready: %s", status);

@@ -83,6 +83,7 @@ struct cfg_broker {
 	char		*state_dir;
 	uint64_t	 sys_interval_ms;	/* 0: no $SYS topics */
 	bool		 persistence;
+	uint64_t	 persist_interval_ms;
 	int64_t		 max_sessions;
 	uint64_t	 session_expiry_ms;
 	enum cfg_slow	 slow_subscriber;

@@ -97,6 +97,10 @@ static const struct cfg_keydef broker_keys[] = {
 	  .dflt = "10s", .doc = "how often the $SYS/# statistics are published" },
 	{ KEY("persistence", CFG_T_BOOL, persistence), .dflt = "true",
 	  .doc = "keep sessions and retained messages across restarts" },
+	{ KEY("persist_interval", CFG_T_DURATION, persist_interval_ms),
+	  .min = 100, .max = HOUR, .dflt = "5s",
+	  .doc = "longest time a change waits before the state file is "
+	      "rewritten (SD card wear against what a power cut loses)" },
 	{ KEY("max_sessions", CFG_T_INT, max_sessions),
 	  .min = 0, .max = 1000000, .dflt = "1000",
 	  .doc = "persistent sessions kept; the least recently used go first" },

@@ -12,33 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "mqtt/mqtt.h"
 
 #define MAX_INPUT	65536
-
-/* Where walks leave their sums, so the reads they make are not optimised out. */
-static volatile unsigned sink;
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-check(int ok)
-{
-	if (!ok)
-		abort();
-}
-
-/* Read every byte of a view, so that ASan sees a view that overruns. */
-static unsigned
-touch(struct buf_view v)
-{
-	unsigned sum = 0;
-	size_t i;
-
-	for (i = 0; i < v.len; i++)
-		sum += v.ptr[i];
-	return sum;
-}
 
 static unsigned
 walk_props(const struct mqtt_props *p)

@@ -1,0 +1,361 @@
+/*
+ * The broker's shared state and routing: the session table, the subscription
+ * trie, the retained store, and the $SYS statistics. A PUBLISH becomes one
+ * reference-counted struct msg; routing finds each matching session once (at
+ * the highest QoS among its matching subscriptions, as MQTT 3.1.1 section
+ * 3.3.5 requires) and hands it a reference, never a copy.
+ */
+#include "daemon/broker_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "iotb_build.h"
+#include "daemon/log.h"
+#include "topic/topic.h"
+
+struct msg *
+msg_new(const void *topic, size_t tlen, const void *payload, size_t plen,
+    uint8_t qos, bool retain)
+{
+	struct msg *m;
+
+	if (tlen > UINT16_MAX || plen > SIZE_MAX - sizeof(*m) - tlen)
+		return NULL;
+	if ((m = malloc(sizeof(*m) + tlen + plen)) == NULL)
+		return NULL;
+	m->refs = 1;
+	m->qos = qos;
+	m->retain = retain;
+	m->topic_len = (uint16_t)tlen;
+	m->payload_len = plen;
+	memcpy(m->topic, topic, tlen);
+	if (plen > 0)
+		memcpy(m->topic + tlen, payload, plen);
+	m->payload = (const uint8_t *)m->topic + tlen;
+	return m;
+}
+
+struct msg *
+msg_ref(struct msg *m)
+{
+	m->refs++;
+	return m;
+}
+
+void
+msg_unref(struct msg *m)
+{
+	if (m != NULL && --m->refs == 0)
+		free(m);
+}
+
+uint64_t
+broker_now_ms(const struct broker *b)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool
+broker_may(const struct session *s, const char *topic, size_t len,
+    enum acl_access access)
+{
+	const char *user = s->username;
+
+	if (s->l == NULL || s->l->acl == NULL)
+		return true;
+	return acl_check(s->l->acl, user, user != NULL ? strlen(user) : 0,
+	    s->id, s->id_len, topic, len, access);
+}
+
+/* trie_match callback: note each session once, at its highest QoS. */
+static void
+route_match(void *arg, void *ctx)
+{
+	struct sub *sub = arg;
+	struct broker *b = ctx;
+	struct session *s = sub->s;
+
+	if (s->match_gen != b->match_gen) {
+		if (b->nmatched == b->capmatched) {
+			size_t ncap = b->capmatched ? b->capmatched * 2 : 64;
+			struct session **n = reallocarray(b->matched, ncap,
+			    sizeof(*n));
+
+			if (n == NULL) {
+				log_warnx("out of memory routing a message");
+				return;
+			}
+			b->matched = n;
+			b->capmatched = ncap;
+		}
+		b->matched[b->nmatched++] = s;
+		s->match_gen = b->match_gen;
+		s->match_qos = 0;
+		s->match_rap = false;
+	}
+	if (sub->qos > s->match_qos)
+		s->match_qos = sub->qos;
+	s->match_rap |= sub->retain_as_published;
+}
+
+/* No Local (MQTT 5): drop the publisher's own session when every matching
+ * subscription of it asked for that. Checked after matching, rarely used. */
+static bool
+route_no_local(struct session *s, const struct msg *m)
+{
+	struct sub *sub;
+
+	TAILQ_FOREACH(sub, &s->subs, entry)
+		if (!sub->no_local &&
+		    topic_match(sub->filter, sub->len, m->topic, m->topic_len))
+			return false;
+	return true;
+}
+
+static void
+retain_store(struct broker *b, struct msg *m)
+{
+	struct msg *old = NULL;
+
+	persist_touch(b);
+	if (m->payload_len == 0) {
+		/* an empty retained message clears the topic (MQTT-3.3.1-10) */
+		msg_unref(hmap_del(&b->retained, m->topic, m->topic_len));
+		return;
+	}
+	if (!hmap_put(&b->retained, m->topic, m->topic_len, msg_ref(m),
+	    (void **)&old)) {
+		msg_unref(m);
+		log_warnx("out of memory storing a retained message");
+		return;
+	}
+	msg_unref(old);
+}
+
+void
+broker_publish(struct broker *b, struct session *origin, struct msg *m)
+{
+	if (m->retain)
+		retain_store(b, m);
+	b->match_gen++;
+	b->nmatched = 0;
+	trie_match(b->subs, m->topic, m->topic_len, route_match, b);
+	for (size_t i = 0; i < b->nmatched; i++) {
+		struct session *s = b->matched[i];
+		uint8_t qos = m->qos < s->match_qos ? m->qos : s->match_qos;
+
+		if (s == origin && route_no_local(s, m))
+			continue;
+		if (!broker_may(s, m->topic, m->topic_len, ACL_READ))
+			continue;
+		/* live delivery clears RETAIN unless asked to keep it (3.3.1-9) */
+		session_deliver(b, s, m, qos, m->retain && s->match_rap);
+	}
+}
+
+void
+broker_send_retained(struct broker *b, struct sub *sub)
+{
+	size_t pos = 0;
+	struct msg *m;
+
+	while ((m = hmap_next(&b->retained, &pos)) != NULL) {
+		if (!topic_match(sub->filter, sub->len, m->topic,
+		    m->topic_len) ||
+		    !broker_may(sub->s, m->topic, m->topic_len, ACL_READ))
+			continue;
+		session_deliver(b, sub->s, m, m->qos < sub->qos ? m->qos :
+		    sub->qos, true);
+	}
+}
+
+/* $SYS/broker/... as mosquitto publishes them, retained, at QoS 0. */
+static void
+sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
+{
+	char value[64];
+	struct msg *m;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(value, sizeof(value), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(value))
+		return;
+	if ((m = msg_new(topic, strlen(topic), value, (size_t)n, 0, true)) ==
+	    NULL)
+		return;
+	broker_publish(b, NULL, m);
+	msg_unref(m);
+}
+
+static void
+sys_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct broker *b = arg;
+	const struct broker_stats *st = &b->stats;
+	uint64_t up = (broker_now_ms(b) - b->started_ms) / 1000;
+	struct trie_stats ts;
+
+	trie_stats(b->subs, &ts);
+	sys_publish(b, "$SYS/broker/version", "iotbridged %s", IOTB_VERSION);
+	sys_publish(b, "$SYS/broker/uptime", "%" PRIu64 " seconds", up);
+	sys_publish(b, "$SYS/broker/clients/connected", "%zu", b->nclients);
+	sys_publish(b, "$SYS/broker/clients/total", "%zu", b->sessions.count);
+	sys_publish(b, "$SYS/broker/messages/received", "%" PRIu64,
+	    st->msgs_received);
+	sys_publish(b, "$SYS/broker/messages/sent", "%" PRIu64, st->msgs_sent);
+	sys_publish(b, "$SYS/broker/messages/dropped", "%" PRIu64,
+	    st->msgs_dropped);
+	sys_publish(b, "$SYS/broker/bytes/received", "%" PRIu64,
+	    st->bytes_received);
+	sys_publish(b, "$SYS/broker/bytes/sent", "%" PRIu64, st->bytes_sent);
+	sys_publish(b, "$SYS/broker/subscriptions/count", "%zu", ts.subs);
+	sys_publish(b, "$SYS/broker/retained messages/count", "%zu",
+	    b->retained.count);
+}
+
+static void
+expire_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	session_expire(arg);
+}
+
+static int
+broker_timers(struct broker *b)
+{
+	const struct cfg_broker *bc = &b->cfg->broker;
+	struct timeval tv;
+
+	if (b->ev_sys != NULL)
+		event_del(b->ev_sys);
+	if (bc->sys_interval_ms > 0) {
+		if (b->ev_sys == NULL &&
+		    (b->ev_sys = event_new(b->base, -1, EV_PERSIST, sys_tick,
+		    b)) == NULL)
+			return -1;
+		tv.tv_sec = (time_t)(bc->sys_interval_ms / 1000);
+		tv.tv_usec = (suseconds_t)(bc->sys_interval_ms % 1000) * 1000;
+		event_add(b->ev_sys, &tv);
+	}
+	if (b->ev_expire == NULL) {
+		if ((b->ev_expire = event_new(b->base, -1, EV_PERSIST,
+		    expire_tick, b)) == NULL)
+			return -1;
+		tv.tv_sec = 1;
+		tv.tv_usec = 0;
+		event_add(b->ev_expire, &tv);
+	}
+	return 0;
+}
+
+struct broker *
+broker_new(struct event_base *base, const struct cfg *cfg)
+{
+	struct broker *b;
+	uint64_t seed;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return NULL;
+	b->base = base;
+	b->cfg = cfg;
+	TAILQ_INIT(&b->listeners);
+	TAILQ_INIT(&b->clients);
+	TAILQ_INIT(&b->closing);
+	TAILQ_INIT(&b->offline);
+	/* seed the tables so that ids and topics cannot be chosen to collide */
+	evutil_secure_rng_get_bytes(&seed, sizeof(seed));
+	hmap_init(&b->sessions, seed);
+	hmap_init(&b->retained, seed ^ 0x9e3779b97f4a7c15ULL);
+	b->started_ms = broker_now_ms(b);
+	/* the saved state comes back before the first client can connect */
+	if ((b->subs = trie_new(NULL)) == NULL || broker_timers(b) == -1 ||
+	    persist_init(b) == -1 || listener_sync(b, cfg, true) == -1)
+		goto fail;
+	return b;
+fail:
+	broker_free(b);
+	return NULL;
+}
+
+int
+broker_reload(struct broker *b, const struct cfg *cfg)
+{
+	int rc;
+
+	b->cfg = cfg;
+	rc = listener_sync(b, cfg, false);
+	if (broker_timers(b) == -1)
+		rc = -1;
+	return rc;
+}
+
+void
+broker_free(struct broker *b)
+{
+	struct client *c;
+	struct session *s;
+	struct msg *m;
+	size_t pos;
+
+	if (b == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&b->clients)) != NULL)
+		client_shutdown(c);
+	while ((c = TAILQ_FIRST(&b->closing)) != NULL)
+		client_shutdown(c);
+	listener_free_all(b);
+	if (b->dirty)
+		(void)persist_save(b);
+	/* sessions go one at a time: collecting first keeps the table stable */
+	while (b->sessions.count > 0) {
+		pos = 0;
+		s = hmap_next(&b->sessions, &pos);
+		session_free(b, s);
+	}
+	pos = 0;
+	while ((m = hmap_next(&b->retained, &pos)) != NULL)
+		msg_unref(m);
+	hmap_clear(&b->retained);
+	hmap_clear(&b->sessions);
+	/* last: freeing a persistent session above marks the state dirty */
+	if (b->ev_persist != NULL)
+		event_free(b->ev_persist);
+	trie_free(b->subs);
+	free(b->matched);
+	if (b->ev_sys != NULL)
+		event_free(b->ev_sys);
+	if (b->ev_expire != NULL)
+		event_free(b->ev_expire);
+	free(b);
+}
+
+void
+broker_summary(const struct broker *b, char *buf, size_t cap)
+{
+	size_t nl = 0;
+	const struct listener *l;
+
+	TAILQ_FOREACH(l, &b->listeners, entry)
+		nl++;
+	snprintf(buf, cap, "%zu listener(s), %zu client(s), %zu session(s), "
+	    "%zu retained", nl, b->nclients, b->sessions.count,
+	    b->retained.count);
+}

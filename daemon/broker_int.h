@@ -1,0 +1,246 @@
+/*
+ * What broker.c, session.c, client.c and listener.c share. Nothing outside
+ * the broker includes this file; main.c sees only broker.h.
+ */
+#ifndef IOTB_BROKER_INT_H
+#define IOTB_BROKER_INT_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "auth/acl.h"
+#include "base/hmap.h"
+#include "config/cfg.h"
+#include "daemon/broker.h"
+#include "mqtt/mqtt.h"
+#include "topic/trie.h"
+
+struct bufferevent;
+struct evconnlistener;
+struct event;
+
+/*
+ * An application message, shared by reference among every subscriber, queue
+ * and the retained store that hold it: one allocation for topic and payload,
+ * whatever the fan-out. Output buffers reference the payload without copying.
+ */
+struct msg {
+	unsigned	 refs;
+	uint8_t		 qos;		/* as published */
+	bool		 retain;	/* as published */
+	uint16_t	 topic_len;
+	size_t		 payload_len;
+	const uint8_t	*payload;	/* inside this allocation, after the topic */
+	char		 topic[];
+};
+
+struct msg	*msg_new(const void *topic, size_t tlen, const void *payload,
+		    size_t plen, uint8_t qos, bool retain);
+struct msg	*msg_ref(struct msg *m);
+void		 msg_unref(struct msg *m);
+
+/* One subscription: a session's filter with its options, stored in the trie. */
+struct sub {
+	TAILQ_ENTRY(sub)	 entry;		/* in the session's list */
+	struct session		*s;
+	uint8_t			 qos;
+	bool			 no_local;	/* MQTT 5 */
+	bool			 retain_as_published;	/* MQTT 5 */
+	uint16_t		 len;
+	char			 filter[];
+};
+TAILQ_HEAD(sub_list, sub);
+
+/* Outgoing QoS 1/2 message of a session: in flight (pid set) or queued. */
+enum out_state {
+	OUT_QUEUED,		/* not sent yet */
+	OUT_SENT,		/* PUBLISH sent; waiting for PUBACK or PUBREC */
+	OUT_RELEASED,		/* QoS 2: PUBREL sent; waiting for PUBCOMP */
+};
+
+struct outmsg {
+	TAILQ_ENTRY(outmsg)	 entry;
+	struct msg		*m;
+	uint8_t			 qos;		/* after downgrade to the subscription */
+	bool			 retain;	/* flag to send */
+	enum out_state		 state;
+	uint16_t		 pid;		/* 0 while queued */
+};
+TAILQ_HEAD(out_list, outmsg);
+
+struct session {
+	char			*id;		/* NUL-terminated copy of the client id */
+	size_t			 id_len;
+	struct client		*client;	/* NULL while disconnected */
+	struct listener		*l;		/* last connected through; NULL if gone */
+	char			*username;	/* of the last connection, for the ACL */
+	bool			 persistent;	/* kept after disconnect */
+	uint64_t		 expiry_ms;	/* how long it is kept once offline */
+	uint64_t		 offline_since_ms;
+	bool			 offline;	/* in the broker's offline list */
+	struct sub_list		 subs;
+	size_t			 nsubs;
+	struct out_list		 out;		/* in-flight first, in order, then queued */
+	size_t			 ninflight;
+	size_t			 nqueued;
+	uint16_t		 last_pid;
+	uint16_t		*qos2_in;	/* incoming QoS 2 ids awaiting PUBREL */
+	size_t			 nqos2_in;
+	size_t			 capqos2_in;
+	/* routing scratch: one delivery per publish at the highest QoS */
+	uint64_t		 match_gen;
+	uint8_t			 match_qos;
+	bool			 match_rap;	/* retain as published */
+	TAILQ_ENTRY(session)	 expiry_entry;	/* in the offline list */
+};
+TAILQ_HEAD(session_list, session);
+
+enum client_state {
+	CLIENT_S_NEW,		/* connected, waiting for CONNECT */
+	CLIENT_S_ONLINE,	/* CONNACK sent */
+	CLIENT_S_CLOSING,	/* flushing a last packet, or about to be freed */
+};
+
+struct listener {
+	TAILQ_ENTRY(listener)	 entry;
+	struct broker		*b;
+	struct evconnlistener	*evl;
+	struct event		*ev_resume;	/* accept paused on EMFILE */
+	struct cfg_addr		 addr;
+	const struct cfg_listener *conf;	/* refreshed at every reload */
+	struct passwd_db	*passwd;	/* auth.password_file, NULL if none */
+	struct acl		*acl;		/* auth.acl_file, NULL if none */
+	size_t			 nclients;
+	bool			 keep;		/* reload bookkeeping */
+	char			 name[80];	/* "127.0.0.1:1883" for logs */
+};
+TAILQ_HEAD(listener_list, listener);
+
+struct client {
+	TAILQ_ENTRY(client)	 entry;
+	struct broker		*b;
+	struct listener		*l;		/* NULL once its listener is gone */
+	struct bufferevent	*bev;
+	struct event		*ev_deadline;	/* CONNECT timeout, close flush */
+	enum client_state	 state;
+	enum mqtt_version	 version;
+	struct session		*s;
+	struct msg		*will;
+	uint8_t			 will_qos;
+	bool			 will_retain;
+	uint16_t		 keepalive;
+	uint32_t		 max_out_packet;	/* MQTT 5: client's maximum */
+	uint64_t		 qos0_dropped;
+	char			*username;
+	char			 peer[64];
+	char			 idlog[96];	/* escaped client id for logs */
+};
+TAILQ_HEAD(client_list, client);
+
+struct broker_stats {
+	uint64_t	msgs_received;
+	uint64_t	msgs_sent;
+	uint64_t	bytes_received;
+	uint64_t	bytes_sent;
+	uint64_t	msgs_dropped;		/* queue full, slow subscriber */
+	uint64_t	clients_refused;
+	uint64_t	protocol_errors;
+};
+
+struct broker {
+	struct event_base	*base;
+	const struct cfg	*cfg;
+	struct listener_list	 listeners;
+	struct client_list	 clients;
+	struct client_list	 closing;	/* closed, flushing a last packet */
+	size_t			 nclients;
+	struct hmap		 sessions;	/* id -> struct session */
+	struct session_list	 offline;	/* persistent sessions, oldest first */
+	size_t			 noffline;
+	struct trie		*subs;
+	struct hmap		 retained;	/* topic -> struct msg */
+	struct event		*ev_sys;
+	struct event		*ev_expire;
+	struct event		*ev_persist;
+	bool			 dirty;		/* the state file is behind */
+	bool			 loading;	/* reading the state file */
+	uint64_t		 started_ms;
+	uint64_t		 match_gen;
+	struct session		**matched;	/* routing scratch */
+	size_t			 nmatched;
+	size_t			 capmatched;
+	uint64_t		 next_auto_id;
+	struct broker_stats	 stats;
+};
+
+uint64_t	 broker_now_ms(const struct broker *b);
+
+/* May session s read (receive) or write (publish) this topic under the ACL of
+ * the listener it connected through? true without an ACL. */
+bool		 broker_may(const struct session *s, const char *topic,
+		    size_t len, enum acl_access access);
+
+/* Read a whole file of at most max bytes (NUL-terminated for convenience);
+ * NULL with errno set on failure. */
+uint8_t		*file_read(const char *path, size_t max, size_t *len);
+
+/* Route a message from origin (NULL: the broker itself) to every matching
+ * subscription, and keep it as the retained message when it says so. */
+void		 broker_publish(struct broker *b, struct session *origin,
+		    struct msg *m);
+
+/* Send the retained messages matching filter to a new subscription. */
+void		 broker_send_retained(struct broker *b, struct sub *sub);
+
+/* sessions (session.c) */
+struct session	*session_find(struct broker *b, const char *id, size_t len);
+struct session	*session_new(struct broker *b, const char *id, size_t len);
+void		 session_free(struct broker *b, struct session *s);
+void		 session_attach(struct broker *b, struct session *s,
+		    struct client *c);
+void		 session_detach(struct broker *b, struct session *s);
+void		 session_deliver(struct broker *b, struct session *s,
+		    struct msg *m, uint8_t qos, bool retain);
+void		 session_pump(struct broker *b, struct session *s);
+void		 session_resend(struct broker *b, struct session *s);
+bool		 session_ack(struct broker *b, struct session *s,
+		    enum mqtt_type type, uint16_t pid);
+struct sub	*session_sub_find(struct session *s, const char *f, size_t len);
+int		 session_subscribe(struct broker *b, struct session *s,
+		    const struct mqtt_subscription *req, struct sub **out,
+		    bool *existed);
+bool		 session_unsubscribe(struct broker *b, struct session *s,
+		    const char *f, size_t len);
+bool		 session_qos2_seen(struct session *s, uint16_t pid);
+bool		 session_qos2_add(struct session *s, uint16_t pid, size_t max);
+bool		 session_qos2_release(struct session *s, uint16_t pid);
+void		 session_expire(struct broker *b);
+
+/* connections (client.c) */
+void		 client_accept(struct listener *l, int fd,
+		    const struct sockaddr *sa, int salen);
+void		 client_close(struct client *c, const char *why,
+		    uint8_t reason);
+void		 client_shutdown(struct client *c);
+bool		 client_can_write(const struct client *c);
+bool		 client_send_publish(struct client *c, const struct msg *m,
+		    uint8_t qos, bool retain, bool dup, uint16_t pid);
+void		 client_send_ack(struct client *c, enum mqtt_type type,
+		    uint16_t pid, uint8_t reason);
+
+/* the state file (persist.c) */
+int		 persist_init(struct broker *b);
+int		 persist_save(struct broker *b);
+void		 persist_touch(struct broker *b);
+
+/* listeners (listener.c) */
+int		 listener_sync(struct broker *b, const struct cfg *cfg,
+		    bool starting);
+void		 listener_free_all(struct broker *b);
+void		 listener_format(const struct cfg_addr *a, char *buf,
+		    size_t cap);
+
+#endif

@@ -1,0 +1,378 @@
+/*
+ * Sessions: what the broker keeps for one client id, connected or not. Its
+ * subscriptions (also in the broker's trie), its outgoing QoS 1/2 messages
+ * (a window of in-flight ones, then a bounded queue), and the ids of incoming
+ * QoS 2 messages that wait for PUBREL (so that a resent PUBLISH is not routed
+ * twice). A persistent session outlives its connection until it expires.
+ */
+#include "daemon/broker_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+
+struct session *
+session_find(struct broker *b, const char *id, size_t len)
+{
+	return hmap_get(&b->sessions, id, len);
+}
+
+struct session *
+session_new(struct broker *b, const char *id, size_t len)
+{
+	struct session *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	if ((s->id = malloc(len + 1)) == NULL)
+		goto fail;
+	memcpy(s->id, id, len);
+	s->id[len] = '\0';
+	s->id_len = len;
+	TAILQ_INIT(&s->subs);
+	TAILQ_INIT(&s->out);
+	if (!hmap_put(&b->sessions, s->id, s->id_len, s, NULL))
+		goto fail;
+	return s;
+fail:
+	free(s->id);
+	free(s);
+	return NULL;
+}
+
+void
+session_free(struct broker *b, struct session *s)
+{
+	struct outmsg *o;
+	struct sub *sub;
+
+	if (s->persistent)
+		persist_touch(b);
+	if (s->offline) {
+		TAILQ_REMOVE(&b->offline, s, expiry_entry);
+		b->noffline--;
+	}
+	while ((sub = TAILQ_FIRST(&s->subs)) != NULL) {
+		TAILQ_REMOVE(&s->subs, sub, entry);
+		(void)trie_remove(b->subs, sub->filter, sub->len, sub);
+		free(sub);
+	}
+	while ((o = TAILQ_FIRST(&s->out)) != NULL) {
+		TAILQ_REMOVE(&s->out, o, entry);
+		msg_unref(o->m);
+		free(o);
+	}
+	(void)hmap_del(&b->sessions, s->id, s->id_len);
+	free(s->qos2_in);
+	free(s->username);
+	free(s->id);
+	free(s);
+}
+
+void
+session_attach(struct broker *b, struct session *s, struct client *c)
+{
+	if (s->offline) {
+		TAILQ_REMOVE(&b->offline, s, expiry_entry);
+		b->noffline--;
+		s->offline = false;
+	}
+	s->client = c;
+}
+
+/* The connection ended: a persistent session waits for its client, any other
+ * goes away with everything it held. */
+void
+session_detach(struct broker *b, struct session *s)
+{
+	s->client = NULL;
+	if (!s->persistent || s->expiry_ms == 0) {
+		session_free(b, s);
+		return;
+	}
+	persist_touch(b);
+	s->offline_since_ms = broker_now_ms(b);
+	s->offline = true;
+	TAILQ_INSERT_TAIL(&b->offline, s, expiry_entry);
+	b->noffline++;
+	/* over the limit of kept sessions, the longest offline goes first */
+	while (b->noffline > (size_t)b->cfg->broker.max_sessions) {
+		struct session *old = TAILQ_FIRST(&b->offline);
+
+		log_notice("session dropped id=%s reason=max_sessions",
+		    old->id);
+		session_free(b, old);
+	}
+}
+
+void
+session_expire(struct broker *b)
+{
+	uint64_t now = broker_now_ms(b);
+	struct session *s;
+
+	/* expiry times differ per session (MQTT 5), so scan the offline list;
+	 * it is bounded by broker.max_sessions */
+	for (s = TAILQ_FIRST(&b->offline); s != NULL;) {
+		struct session *next = TAILQ_NEXT(s, expiry_entry);
+
+		if (now - s->offline_since_ms >= s->expiry_ms) {
+			log_info("session expired id=%s", s->id);
+			session_free(b, s);
+		}
+		s = next;
+	}
+}
+
+static uint16_t
+session_next_pid(struct session *s)
+{
+	for (;;) {
+		struct outmsg *o;
+		bool used = false;
+
+		if (++s->last_pid == 0)
+			s->last_pid = 1;
+		/* in flight entries sit at the head of the list */
+		TAILQ_FOREACH(o, &s->out, entry) {
+			if (o->state == OUT_QUEUED)
+				break;
+			if (o->pid == s->last_pid) {
+				used = true;
+				break;
+			}
+		}
+		if (!used)
+			return s->last_pid;
+	}
+}
+
+/* Send queued messages while the window and the client's buffer allow. */
+void
+session_pump(struct broker *b, struct session *s)
+{
+	struct outmsg *o;
+	size_t window = (size_t)b->cfg->limits.max_inflight;
+
+	if (s->client == NULL)
+		return;
+	TAILQ_FOREACH(o, &s->out, entry) {
+		if (o->state != OUT_QUEUED)
+			continue;
+		if (s->ninflight >= window || !client_can_write(s->client))
+			break;
+		o->pid = session_next_pid(s);
+		o->state = OUT_SENT;
+		s->ninflight++;
+		s->nqueued--;
+		(void)client_send_publish(s->client, o->m, o->qos, o->retain,
+		    false, o->pid);
+	}
+}
+
+/* After a reconnect: everything in flight goes again, in order, PUBLISH
+ * with DUP set and PUBREL as it was (MQTT-4.4.0-1). */
+void
+session_resend(struct broker *b, struct session *s)
+{
+	struct outmsg *o;
+
+	TAILQ_FOREACH(o, &s->out, entry) {
+		if (o->state == OUT_QUEUED)
+			break;
+		if (o->state == OUT_SENT)
+			(void)client_send_publish(s->client, o->m, o->qos,
+			    o->retain, true, o->pid);
+		else
+			client_send_ack(s->client, MQTT_PUBREL, o->pid, 0);
+	}
+	session_pump(b, s);
+}
+
+void
+session_deliver(struct broker *b, struct session *s, struct msg *m,
+    uint8_t qos, bool retain)
+{
+	struct outmsg *o;
+
+	if (qos == 0) {
+		/* QoS 0 is never stored for an offline client; a slow one
+		 * loses it (counted) or is closed, per broker.slow_subscriber */
+		if (s->client != NULL)
+			(void)client_send_publish(s->client, m, 0, retain,
+			    false, 0);
+		return;
+	}
+	if (s->nqueued >= (size_t)b->cfg->limits.max_queued_messages) {
+		b->stats.msgs_dropped++;
+		log_debug("message dropped id=%s reason=queue_full", s->id);
+		return;
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		b->stats.msgs_dropped++;
+		return;
+	}
+	o->m = msg_ref(m);
+	o->qos = qos;
+	o->retain = retain;
+	o->state = OUT_QUEUED;
+	TAILQ_INSERT_TAIL(&s->out, o, entry);
+	s->nqueued++;
+	if (s->persistent)
+		persist_touch(b);
+	session_pump(b, s);
+}
+
+/*
+ * An acknowledgement from the client for one of our in-flight messages:
+ * PUBACK ends QoS 1, PUBREC moves QoS 2 on to PUBREL, PUBCOMP ends it. An
+ * unknown id is ignored (a duplicate after a resend). Returns whether the
+ * window has room again.
+ */
+bool
+session_ack(struct broker *b, struct session *s, enum mqtt_type type,
+    uint16_t pid)
+{
+	struct outmsg *o;
+
+	TAILQ_FOREACH(o, &s->out, entry) {
+		if (o->state == OUT_QUEUED)
+			return false;
+		if (o->pid == pid)
+			break;
+	}
+	if (o == NULL)
+		return false;
+	switch (type) {
+	case MQTT_PUBACK:
+		if (o->state != OUT_SENT || o->qos != 1)
+			return false;
+		break;
+	case MQTT_PUBREC:
+		if (o->state == OUT_SENT && o->qos == 2)
+			o->state = OUT_RELEASED;
+		if (o->state == OUT_RELEASED)
+			client_send_ack(s->client, MQTT_PUBREL, pid, 0);
+		return false;
+	case MQTT_PUBCOMP:
+		if (o->state != OUT_RELEASED)
+			return false;
+		break;
+	default:
+		return false;
+	}
+	TAILQ_REMOVE(&s->out, o, entry);
+	s->ninflight--;
+	msg_unref(o->m);
+	free(o);
+	if (s->persistent)
+		persist_touch(b);
+	session_pump(b, s);
+	return true;
+}
+
+struct sub *
+session_sub_find(struct session *s, const char *f, size_t len)
+{
+	struct sub *sub;
+
+	TAILQ_FOREACH(sub, &s->subs, entry)
+		if (sub->len == len && memcmp(sub->filter, f, len) == 0)
+			return sub;
+	return NULL;
+}
+
+/*
+ * Add or replace a subscription. Returns the granted QoS, or -1 when the
+ * client has too many subscriptions or memory ran out.
+ */
+int
+session_subscribe(struct broker *b, struct session *s,
+    const struct mqtt_subscription *req, struct sub **out, bool *existed)
+{
+	struct sub *sub;
+	size_t len = req->filter.len;
+
+	if ((sub = session_sub_find(s, (const char *)req->filter.ptr, len)) !=
+	    NULL) {
+		*existed = true;
+	} else {
+		*existed = false;
+		if (s->nsubs >= (size_t)b->cfg->limits.max_subscriptions)
+			return -1;
+		if ((sub = calloc(1, sizeof(*sub) + len)) == NULL)
+			return -1;
+		sub->s = s;
+		sub->len = (uint16_t)len;
+		memcpy(sub->filter, req->filter.ptr, len);
+		if (trie_add(b->subs, sub->filter, len, sub) != TRIE_OK) {
+			free(sub);
+			return -1;
+		}
+		TAILQ_INSERT_TAIL(&s->subs, sub, entry);
+		s->nsubs++;
+	}
+	if (s->persistent)
+		persist_touch(b);
+	sub->qos = req->qos > 2 ? 2 : req->qos;
+	sub->no_local = req->no_local;
+	sub->retain_as_published = req->retain_as_published;
+	*out = sub;
+	return sub->qos;
+}
+
+bool
+session_unsubscribe(struct broker *b, struct session *s, const char *f,
+    size_t len)
+{
+	struct sub *sub;
+
+	if ((sub = session_sub_find(s, f, len)) == NULL)
+		return false;
+	TAILQ_REMOVE(&s->subs, sub, entry);
+	(void)trie_remove(b->subs, sub->filter, sub->len, sub);
+	s->nsubs--;
+	free(sub);
+	if (s->persistent)
+		persist_touch(b);
+	return true;
+}
+
+bool
+session_qos2_seen(struct session *s, uint16_t pid)
+{
+	for (size_t i = 0; i < s->nqos2_in; i++)
+		if (s->qos2_in[i] == pid)
+			return true;
+	return false;
+}
+
+bool
+session_qos2_add(struct session *s, uint16_t pid, size_t max)
+{
+	if (s->nqos2_in == s->capqos2_in) {
+		size_t ncap = s->capqos2_in ? s->capqos2_in * 2 : 4;
+		uint16_t *n;
+
+		if (s->nqos2_in >= max ||
+		    (n = reallocarray(s->qos2_in, ncap, sizeof(*n))) == NULL)
+			return false;
+		s->qos2_in = n;
+		s->capqos2_in = ncap;
+	}
+	s->qos2_in[s->nqos2_in++] = pid;
+	return true;
+}
+
+bool
+session_qos2_release(struct session *s, uint16_t pid)
+{
+	for (size_t i = 0; i < s->nqos2_in; i++) {
+		if (s->qos2_in[i] == pid) {
+			s->qos2_in[i] = s->qos2_in[--s->nqos2_in];
+			return true;
+		}
+	}
+	return false;
+}
