@@ -115,7 +115,7 @@ struct listener {
 	struct acl		*acl;		/* auth.acl_file, NULL if none */
 	size_t			 nclients;
 	bool			 keep;		/* reload bookkeeping */
-	char			 name[80];	/* "127.0.0.1:1883" for logs */
+	char			 name[CFG_UNIX_PATH_MAX + 16];	/* for logs */
 };
 TAILQ_HEAD(listener_list, listener);
 
