@@ -20,6 +20,7 @@
 
 struct bufferevent;
 struct evconnlistener;
+struct tls_server_ctx;
 struct event;
 
 /*
@@ -111,6 +112,7 @@ struct listener {
 	struct event		*ev_resume;	/* accept paused on EMFILE */
 	struct cfg_addr		 addr;
 	const struct cfg_listener *conf;	/* refreshed at every reload */
+	struct tls_server_ctx	*tls;		/* NULL: plain TCP or unix */
 	struct passwd_db	*passwd;	/* auth.password_file, NULL if none */
 	struct acl		*acl;		/* auth.acl_file, NULL if none */
 	size_t			 nclients;

@@ -25,6 +25,7 @@
 
 #include "auth/passwd.h"
 #include "daemon/log.h"
+#include "daemon/tls.h"
 
 #define CLIENT_CONNECT_MAX	(64 * 1024 + 1024)	/* before CONNACK */
 #define CLIENT_LINGER_SEC	2	/* to flush a last CONNACK/DISCONNECT */
@@ -65,8 +66,9 @@ client_free(struct client *c)
 		TAILQ_REMOVE(&c->b->closing, c, entry);
 	if (c->ev_deadline != NULL)
 		event_free(c->ev_deadline);
+	/* TLS sends what is left and close_notify in the background */
 	if (c->bev != NULL)
-		bufferevent_free(c->bev);
+		tls_close(c->bev, PRIV(c)->io_error ? 0 : CLIENT_LINGER_SEC * 1000);
 	msg_unref(c->will);
 	free(c->username);
 	free(c);
@@ -284,9 +286,15 @@ client_shutdown(struct client *c)
 	p->busy++;		/* keep it through the close */
 	if (!p->closed)
 		client_close(c, "shutdown", 0x8B);	/* server shutting down */
-	/* one non-blocking attempt to flush, then it goes */
-	(void)evbuffer_write(bufferevent_get_output(c->bev),
-	    bufferevent_getfd(c->bev));
+	/* one non-blocking attempt to flush, then it goes (over TLS the
+	 * plaintext must go through the TLS layer: tls_close does that) */
+	if (!tls_is_tls(c->bev)) {
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+
+		/* a socket bufferevent freezes the front of its output */
+		evbuffer_unfreeze(out, 1);
+		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+	}
 	p->io_error = true;
 	p->busy = 0;
 	client_release(c);
@@ -801,8 +809,15 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	struct client *c = arg;
 	struct client_priv *p = PRIV(c);
 
+	if (what == BEV_EVENT_CONNECTED)
+		return;		/* TLS handshake done: CONNECT comes next */
 	p->busy++;
-	if (what & BEV_EVENT_TIMEOUT) {
+	if ((what & BEV_EVENT_ERROR) && tls_is_tls(bev)) {
+		p->io_error = true;
+		log_notice("tls error peer=%s: %s", c->peer,
+		    tls_last_error(bev));
+		client_close(c, "tls error", 0);
+	} else if (what & BEV_EVENT_TIMEOUT) {
 		p->io_error = false;
 		log_notice("keepalive timeout id=%s peer=%s", c->idlog,
 		    c->peer);
@@ -897,10 +912,20 @@ client_accept(struct listener *l, int fd, const struct sockaddr *sa,
 	if (sa->sa_family != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
-	if ((c->bev = bufferevent_socket_new(b->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+	if (l->tls != NULL) {
+		/* takes the socket whatever happens; the handshake shares the
+		 * CONNECT deadline */
+		c->bev = tls_server_wrap(b->base, l->tls, fd,
+		    (int)lim->connect_timeout_ms);
+		fd = -1;
+	} else {
+		c->bev = bufferevent_socket_new(b->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev != NULL)
+			fd = -1;
+	}
+	if (c->bev == NULL)
 		goto fail;
-	fd = -1;
 	if ((c->ev_deadline = evtimer_new(b->base, on_deadline, c)) == NULL)
 		goto fail;
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);

@@ -21,6 +21,7 @@
 
 #include "auth/passwd.h"
 #include "daemon/log.h"
+#include "daemon/tls.h"
 
 #define AUTH_FILE_MAX	(16 * 1024 * 1024)
 
@@ -45,6 +46,17 @@ listener_format(const struct cfg_addr *a, char *buf, size_t cap)
 		snprintf(buf, cap, "?");
 		break;
 	}
+}
+
+static bool addr_equal(const struct cfg_addr *, const struct cfg_addr *);
+
+/* Is a running listener the one a config entry asks for? Same address, and
+ * TLS on both or on neither (its files may change: they are reloaded). */
+static bool
+listener_matches(const struct listener *l, const struct cfg_listener *conf)
+{
+	return addr_equal(&l->addr, &conf->bind) &&
+	    (l->tls != NULL) == (conf->tls.cert != NULL);
 }
 
 static bool
@@ -157,6 +169,28 @@ listener_socket(const struct cfg_addr *a)
 }
 
 /*
+ * (Re)load the listener's certificate and key: a renewed certificate takes
+ * effect at SIGHUP for new connections; established ones keep theirs.
+ */
+static int
+listener_load_tls(struct listener *l, const struct cfg_listener *conf)
+{
+	struct tls_server_ctx *ctx;
+	char err[256];
+
+	if (conf->tls.cert == NULL)
+		return 0;
+	if ((ctx = tls_server_ctx_new(conf->tls.cert, conf->tls.key,
+	    conf->tls.client_ca, err, sizeof(err))) == NULL) {
+		log_warnx("listener=%s: %s", l->name, err);
+		return -1;
+	}
+	tls_server_ctx_unref(l->tls);
+	l->tls = ctx;
+	return 0;
+}
+
+/*
  * (Re)read the listener's password and ACL files. Both are read first and
  * swapped in together, so a bad edit to either keeps the previous pair.
  */
@@ -230,12 +264,8 @@ listener_new(struct broker *b, const struct cfg_listener *conf)
 	l->addr = conf->bind;
 	l->conf = conf;
 	listener_format(&l->addr, l->name, sizeof(l->name));
-	if (conf->tls.cert != NULL) {
-		log_warnx("listener=%s: TLS listeners are not supported yet",
-		    l->name);
-		goto fail;
-	}
-	if (listener_load_auth(l, conf) == -1)
+	if (listener_load_tls(l, conf) == -1 ||
+	    listener_load_auth(l, conf) == -1)
 		goto fail;
 	if ((fd = listener_socket(&l->addr)) == -1) {
 		log_warn("cannot listen on %s", l->name);
@@ -250,11 +280,12 @@ listener_new(struct broker *b, const struct cfg_listener *conf)
 	if ((l->ev_resume = evtimer_new(b->base, on_resume, l)) == NULL)
 		goto fail;
 	evconnlistener_set_error_cb(l->evl, on_accept_error);
-	log_info("listening on %s", l->name);
+	log_info("listening on %s%s", l->name, l->tls != NULL ? " (TLS)" : "");
 	return l;
 fail:
 	if (l->evl != NULL)
 		evconnlistener_free(l->evl);
+	tls_server_ctx_unref(l->tls);
 	passwd_db_free(l->passwd);
 	acl_free(l->acl);
 	free(l);
@@ -265,6 +296,8 @@ static void
 listener_free(struct broker *b, struct listener *l)
 {
 	struct client *c, *next;
+	struct session *s;
+	size_t pos;
 
 	/* its clients go with it */
 	for (c = TAILQ_FIRST(&b->clients); c != NULL; c = next) {
@@ -277,14 +310,11 @@ listener_free(struct broker *b, struct listener *l)
 		if (c->l == l)
 			c->l = NULL;
 	/* offline sessions that came through it no longer have its ACL */
-	{
-		struct session *s;
-		size_t pos = 0;
-
-		while ((s = hmap_next(&b->sessions, &pos)) != NULL)
-			if (s->l == l)
-				s->l = NULL;
-	}
+	pos = 0;
+	while ((s = hmap_next(&b->sessions, &pos)) != NULL)
+		if (s->l == l)
+			s->l = NULL;
+	tls_server_ctx_unref(l->tls);
 	passwd_db_free(l->passwd);
 	acl_free(l->acl);
 	evconnlistener_free(l->evl);
@@ -308,7 +338,7 @@ listener_sync(struct broker *b, const struct cfg *cfg, bool starting)
 		const struct cfg_listener *conf = &cfg->listeners[i];
 
 		TAILQ_FOREACH(l, &b->listeners, entry)
-			if (!l->keep && addr_equal(&l->addr, &conf->bind))
+			if (!l->keep && listener_matches(l, conf))
 				break;
 		if (l == NULL) {
 			if ((l = listener_new(b, conf)) == NULL) {
@@ -318,10 +348,11 @@ listener_sync(struct broker *b, const struct cfg *cfg, bool starting)
 				continue;
 			}
 			TAILQ_INSERT_TAIL(&b->listeners, l, entry);
-		} else if (listener_load_auth(l, conf) == -1) {
+		} else if (listener_load_tls(l, conf) == -1 ||
+		    listener_load_auth(l, conf) == -1) {
 			/* the old users and rules stay in force */
-			log_warnx("listener=%s: keeping the previous password "
-			    "file and ACL", l->name);
+			log_warnx("listener=%s: keeping the previous "
+			    "certificate, password file and ACL", l->name);
 			rc = -1;
 		}
 		l->keep = true;

@@ -21,6 +21,7 @@
 #include "daemon/broker.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
+#include "daemon/tls.h"
 
 #define DEFAULT_CONFIG IOTB_SYSCONFDIR "/iotbridge.yaml"
 
@@ -240,6 +241,7 @@ daemon_teardown(struct daemon *d)
 	if (d->ev_sigterm != NULL)
 		event_free(d->ev_sigterm);
 	broker_free(d->broker);
+	tls_shutdown();		/* connections still saying close_notify */
 	if (d->base != NULL)
 		event_base_free(d->base);
 	cfg_free(d->cfg);

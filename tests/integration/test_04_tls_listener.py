@@ -1,0 +1,119 @@
+"""The broker's TLS listener with real OpenSSL clients (mosquitto_pub/_sub):
+verified server certificate, optional client certificates, a plaintext client
+refused, and the certificate reloaded at SIGHUP."""
+import signal
+import socket
+import subprocess
+
+from conftest import DATA, TIMEOUT, free_port
+
+TLS = DATA / "tls"
+
+
+def config(tmp_path, tls_port, plain_port, client_ca=False):
+    cfg = tmp_path / "iotbridge.yaml"
+    cfg.write_text(
+        "listeners:\n"
+        f"  - bind: 127.0.0.1:{plain_port}\n"
+        f"  - bind: 127.0.0.1:{tls_port}\n"
+        "    tls:\n"
+        f"      cert: {TLS}/server.crt\n"
+        f"      key: {TLS}/server.key\n" +
+        (f"      client_ca: {TLS}/ca.crt\n" if client_ca else "") +
+        "broker:\n"
+        f"  state_dir: {tmp_path}/state\n"
+        "  sys_interval: 0\n"
+        "queue:\n"
+        f"  dir: {tmp_path}/queue\n")
+    return cfg
+
+
+def pub(port, *extra, msg="hello"):
+    return subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", "tls/t",
+         "-m", msg, "-q", "1", "-r", *extra],
+        capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def retained(port):
+    r = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port),
+                        "-t", "tls/#", "-C", "1", "-W", "5"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    return r.stdout
+
+
+def test_tls_publish_reaches_plain_subscriber(daemon_factory, tmp_path):
+    tp, pp = free_port(), free_port()
+    d = daemon_factory(config(tmp_path, tp, pp))
+    d.notify.wait_for("READY=1")
+    d.wait_log(rf"listening on 127\.0\.0\.1:{tp} \(TLS\)")
+    r = pub(tp, "--cafile", str(TLS / "ca.crt"), msg="over tls")
+    assert r.returncode == 0, r.stderr
+    assert retained(pp) == "over tls\n"
+    assert d.stop() == 0
+
+
+def test_untrusted_server_certificate_is_refused_by_the_client(
+        daemon_factory, tmp_path):
+    tp, pp = free_port(), free_port()
+    d = daemon_factory(config(tmp_path, tp, pp))
+    d.notify.wait_for("READY=1")
+    r = pub(tp, "--cafile", str(TLS / "other-ca.crt"))
+    assert r.returncode != 0
+    d.wait_log(r"tls error peer=127\.0\.0\.1:\d+: ")
+    assert retained(pp) == ""
+    assert d.stop() == 0
+
+
+def test_plaintext_client_on_tls_port_is_closed(daemon_factory, tmp_path):
+    tp, pp = free_port(), free_port()
+    d = daemon_factory(config(tmp_path, tp, pp))
+    d.notify.wait_for("READY=1")
+    r = pub(tp)                         # no --cafile: plain MQTT
+    assert r.returncode != 0
+    d.wait_log(r"tls error peer=")
+    assert d.stop() == 0
+
+
+def test_client_certificate_required_when_client_ca_is_set(daemon_factory,
+                                                           tmp_path):
+    tp, pp = free_port(), free_port()
+    d = daemon_factory(config(tmp_path, tp, pp, client_ca=True))
+    d.notify.wait_for("READY=1")
+    r = pub(tp, "--cafile", str(TLS / "ca.crt"), msg="no cert")
+    assert r.returncode != 0
+    r = pub(tp, "--cafile", str(TLS / "ca.crt"), "--cert",
+            str(TLS / "client.crt"), "--key", str(TLS / "client.key"),
+            msg="with cert")
+    assert r.returncode == 0, r.stderr
+    assert retained(pp) == "with cert\n"
+    assert d.stop() == 0
+
+
+def test_bad_certificate_at_reload_keeps_the_old_one(daemon_factory,
+                                                     tmp_path):
+    tp, pp = free_port(), free_port()
+    cfg = config(tmp_path, tp, pp)
+    d = daemon_factory(cfg)
+    d.notify.wait_for("READY=1")
+    cfg.write_text(cfg.read_text().replace("server.key", "client.key"))
+    d.send_signal(signal.SIGHUP)
+    d.notify.wait_for("READY=1", count=2)
+    d.wait_log(r"keeping the previous certificate")
+    r = pub(tp, "--cafile", str(TLS / "ca.crt"), msg="still tls")
+    assert r.returncode == 0, r.stderr
+    assert retained(pp) == "still tls\n"
+    assert d.stop() == 0
+
+
+def test_tls_listener_with_a_missing_key_does_not_start(daemon_factory,
+                                                        tmp_path):
+    tp, pp = free_port(), free_port()
+    cfg = config(tmp_path, tp, pp)
+    cfg.write_text(cfg.read_text().replace("server.key", "missing.key"))
+    d = daemon_factory(cfg)
+    assert d.proc.wait(timeout=TIMEOUT) == 1
+    d.reader.join(timeout=TIMEOUT)
+    assert "missing.key" in d.log()
+    with socket.socket() as s:      # nothing left listening
+        assert s.connect_ex(("127.0.0.1", pp)) != 0

@@ -1,0 +1,716 @@
+/*
+ * daemon/tls.c over real loopback TCP on one event base: both ends are our
+ * own wrappers (a tls_client_wrap() talking to a tls_server_wrap()) or a raw
+ * socket playing a broken peer. Certificates come from tests/data/tls/
+ * (gen.sh): ca.crt signs server.crt (localhost, 127.0.0.1) and client.crt;
+ * other-ca.crt signs nothing of ours.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "daemon/log.h"
+#include "daemon/tls.h"
+
+#define DATA(f)		IOTB_TEST_DATA "/tls/" f
+#define DEADLINE_MS	10000
+
+/* One end of a connection and what happened to it. */
+struct end {
+	struct bufferevent	*bev;
+	struct evbuffer		*got;		/* everything read */
+	bool			 echo;		/* write back what is read */
+	int			 connected, eof, error, timeout;
+	bool			 read_before_connected;
+	bool			 resumed;
+	char			 subject[256];
+	char			 version[32];
+	char			 err[256];
+};
+
+struct fx {
+	struct event_base	*base;
+	struct event		*wake;
+	struct tls_server_ctx	*sctx;		/* client certificates required */
+	struct tls_client_ctx	*cctx;		/* presents client.crt */
+	struct end		 cli, srv;
+};
+
+static void	raw_peer(struct fx *, evutil_socket_t *, int);
+
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+static long
+now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec * 1000L + tv.tv_usec / 1000;
+}
+
+/* Run the loop until cond holds or the deadline passes; the wake timer keeps
+ * EVLOOP_ONCE from blocking forever. */
+#define RUN_UNTIL(f, cond) do {						\
+	long deadline_ = now_ms() + DEADLINE_MS;			\
+	while (!(cond) && now_ms() < deadline_)				\
+		event_base_loop((f)->base, EVLOOP_ONCE);		\
+	if (!(cond))							\
+		print_message("client: %s\nserver: %s\n", (f)->cli.err,	\
+		    (f)->srv.err);					\
+	assert_true(cond);						\
+} while (0)
+
+static void
+end_read(struct bufferevent *bev, void *arg)
+{
+	struct end *e = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (e->connected == 0)
+		e->read_before_connected = true;
+	if (e->echo)
+		assert_int_equal(evbuffer_add(bufferevent_get_output(bev),
+		    evbuffer_pullup(in, -1), evbuffer_get_length(in)), 0);
+	evbuffer_add_buffer(e->got, in);
+}
+
+static void
+end_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct end *e = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		e->connected++;
+		e->resumed = tls_resumed(bev);
+		(void)tls_peer_cert_subject(bev, e->subject,
+		    sizeof(e->subject));
+		snprintf(e->version, sizeof(e->version), "%s",
+		    tls_version(bev));
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		e->eof++;
+	if (what & BEV_EVENT_ERROR)
+		e->error++;
+	if (what & BEV_EVENT_TIMEOUT)
+		e->timeout++;
+	snprintf(e->err, sizeof(e->err), "%s", tls_last_error(bev));
+	bufferevent_free(bev);
+	e->bev = NULL;
+}
+
+/* The reasons both ends give, for the test log. */
+static void
+show_errors(const struct fx *f)
+{
+	print_message("  client: %s\n  server: %s\n", f->cli.err, f->srv.err);
+}
+
+static void
+end_init(struct end *e, bool echo)
+{
+	memset(e, 0, sizeof(*e));
+	e->got = evbuffer_new();
+	assert_non_null(e->got);
+	e->echo = echo;
+}
+
+static void
+end_clear(struct end *e)
+{
+	if (e->bev != NULL)
+		bufferevent_free(e->bev);
+	if (e->got != NULL)
+		evbuffer_free(e->got);
+	memset(e, 0, sizeof(*e));
+}
+
+static void
+end_attach(struct end *e, struct bufferevent *bev)
+{
+	assert_non_null(bev);
+	e->bev = bev;
+	bufferevent_setcb(bev, end_read, NULL, end_event, e);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* A connected loopback TCP pair, non-blocking: fds[0] dials, fds[1] answers. */
+static void
+tcp_pair(evutil_socket_t fds[2])
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int l;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+	assert_true((fds[0] = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(connect(fds[0], (struct sockaddr *)&sin, len), 0);
+	assert_true((fds[1] = accept(l, NULL, NULL)) >= 0);
+	close(l);
+	assert_int_equal(evutil_make_socket_nonblocking(fds[0]), 0);
+	assert_int_equal(evutil_make_socket_nonblocking(fds[1]), 0);
+}
+
+/* Our client against our server, both ends fresh. */
+static void
+open_pair(struct fx *f, struct tls_server_ctx *sctx,
+    struct tls_client_ctx *cctx, const char *host, bool server_echoes)
+{
+	evutil_socket_t fds[2];
+	struct bufferevent *under;
+
+	end_clear(&f->cli);
+	end_clear(&f->srv);
+	end_init(&f->cli, false);
+	end_init(&f->srv, server_echoes);
+	tcp_pair(fds);
+	under = bufferevent_socket_new(f->base, fds[0], BEV_OPT_CLOSE_ON_FREE);
+	assert_non_null(under);
+	end_attach(&f->cli, tls_client_wrap(cctx, under, host, 5000));
+	end_attach(&f->srv, tls_server_wrap(f->base, sctx, fds[1], 5000));
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	assert_non_null(f);
+	assert_non_null(f->base = event_base_new());
+	f->wake = event_new(f->base, -1, EV_PERSIST, wake_cb, NULL);
+	assert_non_null(f->wake);
+	event_add(f->wake, &(struct timeval){ 0, 20000 });
+	f->sctx = tls_server_ctx_new(DATA("server.crt"), DATA("server.key"),
+	    DATA("ca.crt"), err, sizeof(err));
+	assert_non_null(f->sctx);
+	f->cctx = tls_client_ctx_new(DATA("ca.crt"), DATA("client.crt"),
+	    DATA("client.key"), err, sizeof(err));
+	assert_non_null(f->cctx);
+	end_init(&f->cli, false);
+	end_init(&f->srv, false);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	end_clear(&f->cli);
+	end_clear(&f->srv);
+	tls_shutdown();
+	tls_server_ctx_unref(f->sctx);
+	tls_client_ctx_unref(f->cctx);
+	event_free(f->wake);
+	event_base_free(f->base);
+	free(f);
+	return 0;
+}
+
+static unsigned char *
+pattern(size_t n, unsigned seed)
+{
+	unsigned char *p = malloc(n);
+
+	assert_non_null(p);
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (unsigned char)(seed >> 16);
+	}
+	return p;
+}
+
+/* from writes n bytes in chunks, to echoes them, from checks the echo. */
+static void
+echo(struct fx *f, struct end *from, struct end *to, size_t n, size_t chunk)
+{
+	unsigned char *p = pattern(n, (unsigned)n);
+
+	to->echo = true;
+	for (size_t off = 0; off < n; off += chunk)
+		assert_int_equal(bufferevent_write(from->bev, p + off,
+		    off + chunk <= n ? chunk : n - off), 0);
+	RUN_UNTIL(f, evbuffer_get_length(from->got) >= n ||
+	    from->bev == NULL || to->bev == NULL);
+	assert_int_equal(evbuffer_get_length(from->got), n);
+	assert_int_equal(evbuffer_get_length(to->got), n);
+	assert_memory_equal(evbuffer_pullup(from->got, -1), p, n);
+	evbuffer_drain(from->got, n);
+	evbuffer_drain(to->got, n);
+	to->echo = false;
+	free(p);
+}
+
+/* --- happy paths --------------------------------------------------------- */
+
+static void
+test_handshake_and_large_echo(void **state)
+{
+	struct fx *f = *state;
+	unsigned char *early = pattern(200 * 1024, 7);
+
+	open_pair(f, f->sctx, f->cctx, "localhost", true);
+	/* written before the handshake: must wait, then arrive whole */
+	assert_int_equal(bufferevent_write(f->cli.bev, early, 200 * 1024), 0);
+	RUN_UNTIL(f, evbuffer_get_length(f->cli.got) == 200 * 1024);
+	assert_memory_equal(evbuffer_pullup(f->cli.got, -1), early, 200 * 1024);
+	evbuffer_drain(f->cli.got, 200 * 1024);
+	evbuffer_drain(f->srv.got, 200 * 1024);
+	free(early);
+
+	assert_int_equal(f->cli.connected, 1);
+	assert_int_equal(f->srv.connected, 1);
+	assert_false(f->srv.read_before_connected);
+	assert_false(f->cli.read_before_connected);
+	assert_string_equal(f->cli.subject, "CN=localhost");
+	assert_string_equal(f->srv.subject, "CN=iotbridge test client");
+	assert_string_equal(f->cli.version, "TLSv1.2");
+	assert_string_not_equal(tls_ciphersuite(f->cli.bev), "?");
+	assert_false(f->cli.resumed);
+	assert_string_equal(tls_last_error(f->cli.bev), "no error");
+
+	echo(f, &f->cli, &f->srv, 300 * 1024 + 17, 64 * 1024);
+	echo(f, &f->srv, &f->cli, 300 * 1024 + 17, 100 * 1024);
+	assert_int_equal(f->cli.error + f->srv.error, 0);
+}
+
+/* Tiny writes make tiny records; tiny socket reads split every record. */
+static void
+test_tiny_chunks(void **state)
+{
+	struct fx *f = *state;
+
+	open_pair(f, f->sctx, f->cctx, "localhost", false);
+	RUN_UNTIL(f, f->cli.connected && f->srv.connected);
+	assert_int_equal(bufferevent_set_max_single_read(
+	    bufferevent_get_underlying(f->cli.bev), 5), 0);
+	assert_int_equal(bufferevent_set_max_single_read(
+	    bufferevent_get_underlying(f->srv.bev), 7), 0);
+	echo(f, &f->cli, &f->srv, 20000, 3);
+	echo(f, &f->srv, &f->cli, 20000, 1);
+	assert_int_equal(f->cli.error + f->srv.error, 0);
+}
+
+/* The server's session cache and tickets, the client's saved session. */
+static void
+test_session_resumption(void **state)
+{
+	struct fx *f = *state;
+	struct tls_server_ctx *reloaded;
+	char err[256];
+
+	open_pair(f, f->sctx, f->cctx, "localhost", false);
+	RUN_UNTIL(f, f->cli.connected && f->srv.connected);
+	assert_false(f->cli.resumed);
+
+	open_pair(f, f->sctx, f->cctx, "localhost", false);
+	RUN_UNTIL(f, f->cli.connected && f->srv.connected);
+	assert_true(f->cli.resumed);
+	/* the resumed session still knows who the client is */
+	assert_string_equal(f->srv.subject, "CN=iotbridge test client");
+	echo(f, &f->cli, &f->srv, 70000, 70000);
+
+	/* A reload: new connections use the new context, which knows none of
+	 * the old sessions; the old context goes while its connection lives. */
+	reloaded = tls_server_ctx_new(DATA("server.crt"), DATA("server.key"),
+	    DATA("ca.crt"), err, sizeof(err));
+	assert_non_null(reloaded);
+	open_pair(f, reloaded, f->cctx, "localhost", false);
+	tls_server_ctx_unref(f->sctx);
+	f->sctx = reloaded;
+	RUN_UNTIL(f, f->cli.connected && f->srv.connected);
+	assert_false(f->cli.resumed);
+	echo(f, &f->srv, &f->cli, 1000, 1000);
+}
+
+/* --- verification failures ----------------------------------------------- */
+
+static void
+test_wrong_hostname(void **state)
+{
+	struct fx *f = *state;
+
+	open_pair(f, f->sctx, f->cctx, "wrong.example", false);
+	RUN_UNTIL(f, f->cli.bev == NULL && f->srv.bev == NULL);
+	show_errors(f);
+	assert_int_equal(f->cli.error, 1);
+	assert_int_equal(f->cli.connected, 0);
+	assert_non_null(strstr(f->cli.err, "hostname mismatch"));
+	assert_null(strstr(f->cli.err, "not trusted"));
+	assert_int_equal(f->srv.error, 1);
+	assert_int_equal(f->srv.connected, 0);
+	/* the client said why before it hung up */
+	assert_non_null(strstr(f->srv.err, "alert 42 (bad certificate)"));
+}
+
+static void
+test_untrusted_ca(void **state)
+{
+	struct fx *f = *state;
+	struct tls_client_ctx *other;
+	char err[256];
+
+	other = tls_client_ctx_new(DATA("other-ca.crt"), NULL, NULL, err,
+	    sizeof(err));
+	assert_non_null(other);
+	open_pair(f, f->sctx, other, "localhost", false);
+	tls_client_ctx_unref(other);	/* the connection keeps its own ref */
+	RUN_UNTIL(f, f->cli.bev == NULL && f->srv.bev == NULL);
+	show_errors(f);
+	assert_int_equal(f->cli.error, 1);
+	assert_non_null(strstr(f->cli.err, "certificate not trusted"));
+	assert_null(strstr(f->cli.err, "hostname mismatch"));
+	assert_int_equal(f->srv.error, 1);
+}
+
+static void
+test_client_cert_missing(void **state)
+{
+	struct fx *f = *state;
+	struct tls_client_ctx *anon;
+	char err[256];
+
+	anon = tls_client_ctx_new(DATA("ca.crt"), NULL, NULL, err, sizeof(err));
+	assert_non_null(anon);
+	open_pair(f, f->sctx, anon, "localhost", false);
+	RUN_UNTIL(f, f->cli.bev == NULL && f->srv.bev == NULL);
+	show_errors(f);
+	assert_int_equal(f->srv.error, 1);
+	assert_int_equal(f->srv.connected, 0);
+	assert_non_null(strstr(f->srv.err, "no certificate"));
+	assert_int_equal(f->cli.error, 1);
+	assert_int_equal(f->cli.connected, 0);
+	assert_non_null(strstr(f->cli.err, "alert 40 (handshake failure)"));
+	tls_client_ctx_unref(anon);
+}
+
+/* Without a client CA the server asks for no certificate. */
+static void
+test_server_without_client_ca(void **state)
+{
+	struct fx *f = *state;
+	struct tls_server_ctx *open;
+	struct tls_client_ctx *anon;
+	char err[256];
+
+	open = tls_server_ctx_new(DATA("server.crt"), DATA("server.key"), NULL,
+	    err, sizeof(err));
+	anon = tls_client_ctx_new(DATA("ca.crt"), NULL, NULL, err, sizeof(err));
+	assert_non_null(open);
+	assert_non_null(anon);
+	open_pair(f, open, anon, "localhost", false);
+	RUN_UNTIL(f, f->cli.connected && f->srv.connected);
+	assert_string_equal(f->srv.subject, "");
+	assert_false(tls_peer_cert_subject(f->srv.bev, err, sizeof(err)));
+	echo(f, &f->cli, &f->srv, 5000, 5000);
+	end_clear(&f->cli);
+	end_clear(&f->srv);
+	tls_server_ctx_unref(open);
+	tls_client_ctx_unref(anon);
+}
+
+/* --- closing ------------------------------------------------------------- */
+
+static void
+test_close_notify_is_eof(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 150 * 1024;
+	unsigned char *p = pattern(n, 3);
+
+	open_pair(f, f->sctx, f->cctx, "localhost", false);
+	RUN_UNTIL(f, f->cli.connected && f->srv.connected);
+	/* all of it goes out before close_notify, though tls_close returns
+	 * at once and the caller forgets the bufferevent */
+	assert_int_equal(bufferevent_write(f->srv.bev, p, n), 0);
+	tls_close(f->srv.bev, 2000);
+	f->srv.bev = NULL;
+	RUN_UNTIL(f, f->cli.bev == NULL);
+	assert_int_equal(f->cli.eof, 1);
+	assert_int_equal(f->cli.error, 0);
+	assert_int_equal(evbuffer_get_length(f->cli.got), n);
+	assert_memory_equal(evbuffer_pullup(f->cli.got, -1), p, n);
+	assert_string_equal(f->cli.err, "no error");
+	free(p);
+
+	/* the other way, with nothing queued */
+	open_pair(f, f->sctx, f->cctx, "localhost", false);
+	RUN_UNTIL(f, f->cli.connected && f->srv.connected);
+	tls_close(f->cli.bev, 0);
+	f->cli.bev = NULL;
+	RUN_UNTIL(f, f->srv.bev == NULL);
+	assert_int_equal(f->srv.eof, 1);
+	assert_int_equal(f->srv.error, 0);
+}
+
+/* A peer that does not read: the linger deadline ends it, or tls_shutdown(). */
+static void
+test_linger_deadline(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 16 * 1024 * 1024;
+	unsigned char *p = pattern(n, 5);
+	long t0;
+
+	for (int round = 0; round < 2; round++) {
+		open_pair(f, f->sctx, f->cctx, "localhost", false);
+		RUN_UNTIL(f, f->cli.connected && f->srv.connected);
+		bufferevent_disable(bufferevent_get_underlying(f->cli.bev),
+		    EV_READ);
+		assert_int_equal(bufferevent_write(f->srv.bev, p, n), 0);
+		t0 = now_ms();
+		tls_close(f->srv.bev, round == 0 ? 300 : 60000);
+		f->srv.bev = NULL;
+		if (round == 1)
+			tls_shutdown();		/* at once, not in 60 s */
+		else
+			RUN_UNTIL(f, now_ms() - t0 >= 400);
+		assert_int_equal(bufferevent_enable(bufferevent_get_underlying(
+		    f->cli.bev), EV_READ), 0);
+		RUN_UNTIL(f, f->cli.bev == NULL);
+		show_errors(f);
+		assert_true(now_ms() - t0 < 5000);
+		assert_true(evbuffer_get_length(f->cli.got) < n);
+		assert_int_equal(f->cli.eof + f->cli.error, 1);
+	}
+	free(p);
+}
+
+/* Freed by its user mid-handshake: the deadline must not fire on it. */
+static void
+test_free_during_handshake(void **state)
+{
+	struct fx *f = *state;
+	evutil_socket_t peer;
+	char c;
+	long t0 = now_ms();
+
+	raw_peer(f, &peer, 100);
+	bufferevent_free(f->srv.bev);
+	f->srv.bev = NULL;
+	RUN_UNTIL(f, now_ms() - t0 >= 300);
+	assert_int_equal(f->srv.error + f->srv.eof, 0);
+	assert_int_equal(read(peer, &c, 1), 0);	/* closed, nothing sent */
+	close(peer);
+}
+
+/* A TCP FIN without close_notify: still an EOF, but we can tell. */
+static void
+test_unclean_close(void **state)
+{
+	struct fx *f = *state;
+	evutil_socket_t fd;
+
+	open_pair(f, f->sctx, f->cctx, "localhost", false);
+	RUN_UNTIL(f, f->cli.connected && f->srv.connected);
+	show_errors(f);
+	fd = bufferevent_getfd(bufferevent_get_underlying(f->cli.bev));
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	RUN_UNTIL(f, f->srv.bev == NULL);
+	assert_int_equal(f->srv.eof, 1);
+	assert_string_equal(f->srv.err, "connection closed without close_notify");
+}
+
+/* --- broken peers on the server side -------------------------------------- */
+
+static void
+raw_peer(struct fx *f, evutil_socket_t *peer, int timeout_ms)
+{
+	evutil_socket_t fds[2];
+
+	end_clear(&f->srv);
+	end_init(&f->srv, false);
+	tcp_pair(fds);
+	*peer = fds[0];
+	end_attach(&f->srv, tls_server_wrap(f->base, f->sctx, fds[1],
+	    timeout_ms));
+}
+
+static void
+test_handshake_timeout(void **state)
+{
+	struct fx *f = *state;
+	evutil_socket_t peer;
+	long t0 = now_ms();
+
+	raw_peer(f, &peer, 300);
+	RUN_UNTIL(f, f->srv.bev == NULL);
+	show_errors(f);
+	assert_true(now_ms() - t0 >= 290);
+	assert_int_equal(f->srv.error, 1);
+	assert_int_equal(f->srv.timeout, 1);
+	assert_string_equal(f->srv.err, "handshake: timed out after 300 ms");
+	close(peer);
+}
+
+static void
+test_peer_hangs_up_in_handshake(void **state)
+{
+	struct fx *f = *state;
+	evutil_socket_t peer;
+
+	raw_peer(f, &peer, 5000);
+	close(peer);
+	RUN_UNTIL(f, f->srv.bev == NULL);
+	show_errors(f);
+	assert_int_equal(f->srv.error, 1);
+	assert_int_equal(f->srv.eof, 0);
+	assert_non_null(strstr(f->srv.err, "closed by the peer"));
+}
+
+static void
+test_plaintext_peer(void **state)
+{
+	struct fx *f = *state;
+	static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	evutil_socket_t peer;
+
+	raw_peer(f, &peer, 5000);
+	assert_int_equal(write(peer, req, sizeof(req) - 1),
+	    (ssize_t)sizeof(req) - 1);
+	RUN_UNTIL(f, f->srv.bev == NULL);
+	show_errors(f);
+	assert_int_equal(f->srv.error, 1);
+	assert_non_null(strstr(f->srv.err, "handshake: SSL - "));
+	close(peer);
+}
+
+/* --- contexts and odds and ends ------------------------------------------- */
+
+static void
+test_ctx_errors(void **state)
+{
+	struct tls_client_ctx *c;
+	char err[256];
+
+	assert_null(tls_server_ctx_new(DATA("missing.crt"), DATA("server.key"),
+	    NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "missing.crt: No such file"));
+	assert_null(tls_server_ctx_new(DATA("server.crt"), DATA("client.key"),
+	    NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "does not match"));
+	assert_null(tls_server_ctx_new(DATA("server.crt"), DATA("server.key"),
+	    DATA("gen.sh"), err, sizeof(err)));
+	assert_non_null(strstr(err, "gen.sh"));
+	assert_null(tls_client_ctx_new(DATA("ca.crt"), DATA("client.crt"),
+	    NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "needs its key"));
+	assert_null(tls_client_ctx_new(DATA("nope.crt"), NULL, NULL, err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "nope.crt"));
+	/* a directory of PEM files works as a CA store */
+	c = tls_client_ctx_new(IOTB_TEST_DATA "/tls", NULL, NULL, err,
+	    sizeof(err));
+	assert_non_null(c);
+	tls_client_ctx_unref(c);
+	/* the system bundle, when the machine has one */
+	if (access(TLS_DEFAULT_CA_FILE, R_OK) == 0) {
+		c = tls_client_ctx_new(NULL, NULL, NULL, err, sizeof(err));
+		assert_non_null(c);
+		tls_client_ctx_unref(c);
+	}
+}
+
+static void
+test_not_tls(void **state)
+{
+	struct fx *f = *state;
+	struct bufferevent *plain;
+	char buf[16] = "x";
+
+	plain = bufferevent_socket_new(f->base, -1, 0);
+	assert_non_null(plain);
+	assert_false(tls_is_tls(plain));
+	assert_string_equal(tls_last_error(plain), "not a TLS connection");
+	assert_false(tls_peer_cert_subject(plain, buf, sizeof(buf)));
+	assert_string_equal(buf, "");
+	assert_false(tls_resumed(plain));
+	assert_string_equal(tls_version(plain), "?");
+	tls_close(plain, 1000);		/* just freed */
+
+	/* a client wrap refuses to go without a name to verify */
+	plain = bufferevent_socket_new(f->base, -1, 0);
+	assert_null(tls_client_wrap(f->cctx, plain, "", 1000));
+}
+
+static void
+test_random(void **state)
+{
+	unsigned char a[3000], b[3000], zero[3000] = { 0 };
+
+	assert_int_equal(tls_random(a, sizeof(a)), 0);
+	assert_int_equal(tls_random(b, sizeof(b)), 0);
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_memory_not_equal(a + 2000, zero, 1000);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_handshake_and_large_echo,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tiny_chunks, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_session_resumption, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_hostname, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_untrusted_ca, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_client_cert_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_server_without_client_ca,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_notify_is_eof, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unclean_close, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_linger_deadline, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_free_during_handshake,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_peer_hangs_up_in_handshake,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plaintext_peer, setup,
+		    teardown),
+		cmocka_unit_test(test_ctx_errors),
+		cmocka_unit_test_setup_teardown(test_not_tls, setup, teardown),
+		cmocka_unit_test(test_random),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	log_init("test_tls", getenv("TEST_TLS_DEBUG") != NULL ?
+	    LOG_L_DEBUG : LOG_L_WARNING);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
