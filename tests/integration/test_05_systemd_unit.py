@@ -1,0 +1,43 @@
+"""The shipped systemd unit: the lifecycle contract the daemon honours, and a
+sandbox that `systemd-analyze security` rates 2.0 or better."""
+import re
+import shutil
+
+import pytest
+
+from conftest import SRC, run
+
+UNIT = SRC / "systemd" / "iotbridge.service"
+
+
+def unit_settings():
+    settings = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            settings.setdefault(k, []).append(v)
+    return settings
+
+
+def test_lifecycle_contract():
+    s = unit_settings()
+    assert s["Type"] == ["notify"]
+    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert s["Restart"] == ["on-failure"]
+    assert "WatchdogSec" in s
+    assert s["StateDirectory"] == ["iotbridge"]
+    assert s["ConfigurationDirectory"] == ["iotbridge"]
+    assert s["User"] == ["iotbridge"]
+    # the user exists through sysusers.d
+    sysusers = (SRC / "systemd" / "iotbridge.sysusers").read_text()
+    assert re.search(r"^u iotbridge ", sysusers, re.M)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze is not installed")
+def test_security_exposure_at_most_2():
+    r = run(["systemd-analyze", "security", "--offline=true", UNIT])
+    m = re.search(r"Overall exposure level for iotbridge\.service: "
+                  r"(\d+\.\d+)", r.stdout + r.stderr)
+    assert m, r.stdout + r.stderr
+    assert float(m.group(1)) <= 2.0, r.stdout
