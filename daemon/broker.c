@@ -44,6 +44,12 @@ msg_new(const void *topic, size_t tlen, const void *payload, size_t plen,
 	return m;
 }
 
+bool
+msg_is_sys(const struct msg *m)
+{
+	return m->topic_len >= 5 && memcmp(m->topic, "$SYS/", 5) == 0;
+}
+
 struct msg *
 msg_ref(struct msg *m)
 {
@@ -68,12 +74,17 @@ broker_now_ms(const struct broker *b)
 }
 
 bool
-broker_may(const struct session *s, const char *topic, size_t len,
-    enum acl_access access)
+broker_may(const struct broker *b, const struct session *s,
+    const char *topic, size_t len, enum acl_access access)
 {
 	const char *user = s->username;
 
-	if (s->l == NULL || s->l->acl == NULL)
+	/* a session whose listener is unknown (loaded from the state file, or
+	 * its listener removed) gets no more than deny-by-default allows,
+	 * until its client connects again */
+	if (s->l == NULL)
+		return !b->any_acl;
+	if (s->l->acl == NULL)
 		return true;
 	return acl_check(s->l->acl, user, user != NULL ? strlen(user) : 0,
 	    s->id, s->id_len, topic, len, access);
@@ -129,7 +140,10 @@ retain_store(struct broker *b, struct msg *m)
 {
 	struct msg *old = NULL;
 
-	persist_touch(b);
+	/* $SYS statistics change every tick and are rebuilt at start: they
+	 * must not rewrite the state file (SD card wear) */
+	if (!msg_is_sys(m))
+		persist_touch(b);
 	if (m->payload_len == 0) {
 		/* an empty retained message clears the topic (MQTT-3.3.1-10) */
 		msg_unref(hmap_del(&b->retained, m->topic, m->topic_len));
@@ -158,7 +172,7 @@ broker_publish(struct broker *b, struct session *origin, struct msg *m)
 
 		if (s == origin && route_no_local(s, m))
 			continue;
-		if (!broker_may(s, m->topic, m->topic_len, ACL_READ))
+		if (!broker_may(b, s, m->topic, m->topic_len, ACL_READ))
 			continue;
 		/* live delivery clears RETAIN unless asked to keep it (3.3.1-9) */
 		session_deliver(b, s, m, qos, m->retain && s->match_rap);
@@ -174,7 +188,7 @@ broker_send_retained(struct broker *b, struct sub *sub)
 	while ((m = hmap_next(&b->retained, &pos)) != NULL) {
 		if (!topic_match(sub->filter, sub->len, m->topic,
 		    m->topic_len) ||
-		    !broker_may(sub->s, m->topic, m->topic_len, ACL_READ))
+		    !broker_may(b, sub->s, m->topic, m->topic_len, ACL_READ))
 			continue;
 		session_deliver(b, sub->s, m, m->qos < sub->qos ? m->qos :
 		    sub->qos, true);

@@ -41,6 +41,7 @@ struct msg {
 struct msg	*msg_new(const void *topic, size_t tlen, const void *payload,
 		    size_t plen, uint8_t qos, bool retain);
 struct msg	*msg_ref(struct msg *m);
+bool		 msg_is_sys(const struct msg *m);
 void		 msg_unref(struct msg *m);
 
 /* One subscription: a session's filter with its options, stored in the trie. */
@@ -135,6 +136,7 @@ struct client {
 	bool			 will_retain;
 	uint16_t		 keepalive;
 	uint32_t		 max_out_packet;	/* MQTT 5: client's maximum */
+	uint16_t		 receive_max;	/* MQTT 5: client's window, 0: none */
 	uint64_t		 qos0_dropped;
 	char			*username;
 	char			 peer[64];
@@ -162,6 +164,7 @@ struct broker {
 	struct hmap		 sessions;	/* id -> struct session */
 	struct session_list	 offline;	/* persistent sessions, oldest first */
 	size_t			 noffline;
+	bool			 any_acl;	/* some listener has an ACL file */
 	struct trie		*subs;
 	struct hmap		 retained;	/* topic -> struct msg */
 	struct event		*ev_sys;
@@ -182,8 +185,8 @@ uint64_t	 broker_now_ms(const struct broker *b);
 
 /* May session s read (receive) or write (publish) this topic under the ACL of
  * the listener it connected through? true without an ACL. */
-bool		 broker_may(const struct session *s, const char *topic,
-		    size_t len, enum acl_access access);
+bool		 broker_may(const struct broker *b, const struct session *s,
+		    const char *topic, size_t len, enum acl_access access);
 
 /* Read a whole file of at most max bytes (NUL-terminated for convenience);
  * NULL with errno set on failure. */
@@ -228,6 +231,8 @@ void		 client_close(struct client *c, const char *why,
 		    uint8_t reason);
 void		 client_shutdown(struct client *c);
 bool		 client_can_write(const struct client *c);
+bool		 client_fits(const struct client *c, const struct msg *m,
+		    uint8_t qos);
 bool		 client_send_publish(struct client *c, const struct msg *m,
 		    uint8_t qos, bool retain, bool dup, uint16_t pid);
 void		 client_send_ack(struct client *c, enum mqtt_type type,

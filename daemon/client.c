@@ -216,6 +216,23 @@ client_send_publish(struct client *c, const struct msg *m, uint8_t qos,
 	return true;
 }
 
+bool
+client_fits(const struct client *c, const struct msg *m, uint8_t qos)
+{
+	struct mqtt_publish pub = {
+		.qos = qos,
+		.topic = { (const uint8_t *)m->topic, m->topic_len },
+		.packet_id = 1,
+		.payload = { m->payload, m->payload_len },
+	};
+	size_t hsize;
+
+	if (c->max_out_packet == 0)
+		return true;
+	return mqtt_publish_header_size(&pub, c->version, &hsize) == MQTT_OK &&
+	    hsize + m->payload_len <= c->max_out_packet;
+}
+
 void
 client_close(struct client *c, const char *why, uint8_t reason)
 {
@@ -226,6 +243,8 @@ client_close(struct client *c, const char *why, uint8_t reason)
 	if (p->closed)
 		return;
 	p->closed = true;
+	p->kick = false;
+	p->busy++;		/* nothing below may free it */
 	if (c->state == CLIENT_S_ONLINE)
 		log_info("client disconnected id=%s peer=%s reason=%s",
 		    c->idlog, c->peer, why);
@@ -257,7 +276,7 @@ client_close(struct client *c, const char *why, uint8_t reason)
 		struct msg *w = c->will;
 
 		c->will = NULL;
-		if (broker_may(s, w->topic, w->topic_len, ACL_WRITE))
+		if (broker_may(b, s, w->topic, w->topic_len, ACL_WRITE))
 			broker_publish(b, s, w);
 		else
 			log_info("will denied by the ACL id=%s", c->idlog);
@@ -273,6 +292,7 @@ client_close(struct client *c, const char *why, uint8_t reason)
 		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 		evtimer_add(c->ev_deadline, &tv);
 	}
+	p->busy--;
 	client_release(c);
 }
 
@@ -405,6 +425,8 @@ handle_connect(struct client *c, const struct mqtt_connect *conn)
 			expiry = (uint64_t)want * 1000;
 		if (mqtt_props_has(&conn->props, MQTT_PROP_MAXIMUM_PACKET_SIZE))
 			c->max_out_packet = conn->props.maximum_packet_size;
+		if (mqtt_props_has(&conn->props, MQTT_PROP_RECEIVE_MAXIMUM))
+			c->receive_max = conn->props.receive_maximum;
 	} else {
 		persistent = !conn->clean_start;
 	}
@@ -425,13 +447,13 @@ handle_connect(struct client *c, const struct mqtt_connect *conn)
 		client_refuse(c, 0x03, 0x89, "out of memory");
 		return;
 	}
+	if (persistent || s->persistent)	/* the state file changes */
+		persist_touch(b);
 	s->persistent = persistent;
 	s->expiry_ms = expiry;
 	s->l = c->l;
 	free(s->username);
 	s->username = c->username != NULL ? strdup(c->username) : NULL;
-	if (persistent)
-		persist_touch(b);
 	session_attach(b, s, c);
 	c->s = s;
 
@@ -540,7 +562,8 @@ handle_publish(struct client *c, const struct mqtt_publish *pub)
 	if (pub->topic.len >= 4 && memcmp(pub->topic.ptr, "$SYS", 4) == 0 &&
 	    (pub->topic.len == 4 || pub->topic.ptr[4] == '/')) {
 		log_debug("publish to $SYS ignored id=%s", c->idlog);
-	} else if (!broker_may(s, (const char *)pub->topic.ptr, pub->topic.len,
+		reason = 0x87;
+	} else if (!broker_may(b, s, (const char *)pub->topic.ptr, pub->topic.len,
 	    ACL_WRITE)) {
 		/* 3.1.1 has no way to say no: acknowledged, not delivered */
 		log_debug("publish denied by the ACL id=%s", c->idlog);
@@ -649,23 +672,32 @@ static void
 handle_unsubscribe(struct client *c, const struct mqtt_subscribe *unsub)
 {
 	struct mqtt_packet ack = { .type = MQTT_UNSUBACK };
-	uint8_t codes[256];
+	uint8_t small[64], *codes = small;
 	struct buf_view f;
 	struct mqtt_iter it;
-	size_t n = 0;
+	size_t n = 0, count = 0;
 
+	/* one reason code per filter (MQTT 5), however many there are */
 	mqtt_iter_init(&it, unsub->list);
-	while (mqtt_filter_next(&it, &f)) {
+	while (mqtt_filter_next(&it, &f))
+		count++;
+	if (count > sizeof(small) && (codes = malloc(count)) == NULL) {
+		client_close(c, "out of memory", 0x89);
+		return;
+	}
+	mqtt_iter_init(&it, unsub->list);
+	while (n < count && mqtt_filter_next(&it, &f)) {
 		bool had = session_unsubscribe(c->b, c->s,
 		    (const char *)f.ptr, f.len);
 
-		if (n < sizeof(codes))
-			codes[n++] = had ? 0x00 : 0x11;
+		codes[n++] = had ? 0x00 : 0x11;
 	}
 	ack.unsuback.packet_id = unsub->packet_id;
 	ack.unsuback.reason_codes.ptr = codes;
 	ack.unsuback.reason_codes.len = n;
 	(void)client_send(c, &ack);
+	if (codes != small)
+		free(codes);
 }
 
 static void
@@ -838,7 +870,7 @@ on_deadline(evutil_socket_t fd, short ev, void *arg)
 	struct client_priv *p = PRIV(c);
 
 	p->busy++;
-	if (p->kick) {
+	if (p->kick && !p->closed) {
 		p->kick = false;
 		log_notice("closing id=%s peer=%s reason=%s", c->idlog,
 		    c->peer, p->kick_why);

@@ -330,8 +330,13 @@ int
 listener_sync(struct broker *b, const struct cfg *cfg, bool starting)
 {
 	struct listener *l, *next;
+	bool *kept = NULL;
 	int rc = 0;
 
+	if (cfg->nlisteners > 0 &&
+	    (kept = calloc(cfg->nlisteners, sizeof(*kept))) == NULL)
+		return -1;
+	/* 1: the listeners that stay, with their files read again */
 	TAILQ_FOREACH(l, &b->listeners, entry)
 		l->keep = false;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
@@ -340,26 +345,21 @@ listener_sync(struct broker *b, const struct cfg *cfg, bool starting)
 		TAILQ_FOREACH(l, &b->listeners, entry)
 			if (!l->keep && listener_matches(l, conf))
 				break;
-		if (l == NULL) {
-			if ((l = listener_new(b, conf)) == NULL) {
-				rc = -1;
-				if (starting)
-					break;
-				continue;
-			}
-			TAILQ_INSERT_TAIL(&b->listeners, l, entry);
-		} else if (listener_load_tls(l, conf) == -1 ||
+		if (l == NULL)
+			continue;
+		if (listener_load_tls(l, conf) == -1 ||
 		    listener_load_auth(l, conf) == -1) {
-			/* the old users and rules stay in force */
+			/* the old certificate, users and rules stay in force */
 			log_warnx("listener=%s: keeping the previous "
 			    "certificate, password file and ACL", l->name);
 			rc = -1;
 		}
 		l->keep = true;
 		l->conf = conf;
+		kept[i] = true;
 	}
-	if (rc == -1 && starting)
-		return -1;
+	/* 2: the ones that go, first, so that an address changing from plain
+	 * to TLS (or a unix socket path) is free for its new listener */
 	for (l = TAILQ_FIRST(&b->listeners); l != NULL; l = next) {
 		next = TAILQ_NEXT(l, entry);
 		if (!l->keep) {
@@ -367,6 +367,23 @@ listener_sync(struct broker *b, const struct cfg *cfg, bool starting)
 			listener_free(b, l);
 		}
 	}
+	/* 3: the new ones */
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		if (kept[i])
+			continue;
+		if ((l = listener_new(b, &cfg->listeners[i])) == NULL) {
+			rc = -1;
+			if (starting)
+				break;
+			continue;
+		}
+		l->keep = true;
+		TAILQ_INSERT_TAIL(&b->listeners, l, entry);
+	}
+	b->any_acl = false;
+	TAILQ_FOREACH(l, &b->listeners, entry)
+		b->any_acl |= l->acl != NULL;
+	free(kept);
 	return rc;
 }
 

@@ -242,8 +242,13 @@ daemon_teardown(struct daemon *d)
 		event_free(d->ev_sigterm);
 	broker_free(d->broker);
 	tls_shutdown();		/* connections still saying close_notify */
-	if (d->base != NULL)
+	if (d->base != NULL) {
+		/* bufferevents with deferred callbacks (TLS) finish freeing
+		 * from the loop: let it run what is due once more */
+		(void)event_base_loop(d->base, EVLOOP_NONBLOCK);
+		(void)event_base_loop(d->base, EVLOOP_NONBLOCK);
 		event_base_free(d->base);
+	}
 	cfg_free(d->cfg);
 }
 

@@ -166,6 +166,8 @@ persist_save(struct broker *b)
 		goto fail;
 	img.len = hlen;
 	while ((m = hmap_next(&b->retained, &pos)) != NULL) {
+		if (msg_is_sys(m))
+			continue;
 		struct state_retained r = {
 			.topic = view(m->topic, m->topic_len),
 			.payload = view(m->payload, m->payload_len),

@@ -152,16 +152,31 @@ session_next_pid(struct session *s)
 void
 session_pump(struct broker *b, struct session *s)
 {
-	struct outmsg *o;
+	struct client *c = s->client;
 	size_t window = (size_t)b->cfg->limits.max_inflight;
+	struct outmsg *o, *next;
 
-	if (s->client == NULL)
+	if (c == NULL)
 		return;
-	TAILQ_FOREACH(o, &s->out, entry) {
+	/* an MQTT 5 client may ask for a smaller window (Receive Maximum) */
+	if (c->receive_max != 0 && c->receive_max < window)
+		window = c->receive_max;
+	for (o = TAILQ_FIRST(&s->out); o != NULL; o = next) {
+		next = TAILQ_NEXT(o, entry);
 		if (o->state != OUT_QUEUED)
 			continue;
-		if (s->ninflight >= window || !client_can_write(s->client))
+		if (s->ninflight >= window || !client_can_write(c))
 			break;
+		if (!client_fits(c, o->m, o->qos)) {
+			/* larger than the client's Maximum Packet Size: dropped
+			 * as if delivered (MQTT-3.1.2-25), not left in flight */
+			TAILQ_REMOVE(&s->out, o, entry);
+			s->nqueued--;
+			msg_unref(o->m);
+			free(o);
+			b->stats.msgs_dropped++;
+			continue;
+		}
 		o->pid = session_next_pid(s);
 		o->state = OUT_SENT;
 		s->ninflight++;
@@ -351,12 +366,13 @@ session_qos2_seen(struct session *s, uint16_t pid)
 bool
 session_qos2_add(struct session *s, uint16_t pid, size_t max)
 {
+	if (s->nqos2_in >= max)
+		return false;
 	if (s->nqos2_in == s->capqos2_in) {
 		size_t ncap = s->capqos2_in ? s->capqos2_in * 2 : 4;
 		uint16_t *n;
 
-		if (s->nqos2_in >= max ||
-		    (n = reallocarray(s->qos2_in, ncap, sizeof(*n))) == NULL)
+		if ((n = reallocarray(s->qos2_in, ncap, sizeof(*n))) == NULL)
 			return false;
 		s->qos2_in = n;
 		s->capqos2_in = ncap;

@@ -836,8 +836,12 @@ tls_conn_start(struct tls_conn *c)
 	/* whatever a proxy exchange left on the socket bufferevent */
 	bufferevent_setwatermark(c->under, EV_READ | EV_WRITE, 0, 0);
 	(void)bufferevent_set_timeouts(c->under, NULL, NULL);
+	/* Deferred callbacks: a write into the output must not call the
+	 * user's write callback before the write returns, as a socket
+	 * bufferevent never does (the broker relies on that). */
 	if ((c->bev = bufferevent_filter_new(c->under, tls_filter_in,
-	    tls_filter_out, BEV_OPT_CLOSE_ON_FREE, tls_conn_free, c)) == NULL) {
+	    tls_filter_out, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+	    tls_conn_free, c)) == NULL) {
 		bufferevent_free(c->under);
 		tls_conn_free(c);
 		return NULL;

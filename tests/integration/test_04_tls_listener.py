@@ -117,3 +117,67 @@ def test_tls_listener_with_a_missing_key_does_not_start(daemon_factory,
     assert "missing.key" in d.log()
     with socket.socket() as s:      # nothing left listening
         assert s.connect_ex(("127.0.0.1", pp)) != 0
+
+
+# --- raw MQTT over TLS: regressions found in review -------------------------
+
+def tls_raw(port):
+    """A mqttraw client whose socket is TLS, verified against the test CA."""
+    import ssl
+    import mqttraw as m
+    ctx = ssl.create_default_context(cafile=str(TLS / "ca.crt"))
+    c = m.RawClient(port)
+    c.sock = ctx.wrap_socket(c.sock, server_hostname="localhost")
+    c.sock.settimeout(TIMEOUT)
+    return c
+
+
+def v5_connect(cid, clean=True):
+    import mqttraw as m
+    vh = m.string("MQTT") + bytes([5, 0x02 if clean else 0]) + m.u16(30) + \
+        b"\x00"
+    return m.packet(m.CONNECT, 0, vh + m.string(cid))
+
+
+def test_mqtt5_tls_client_taken_over(daemon_factory, tmp_path):
+    # used to free the old client from inside its own DISCONNECT write
+    import mqttraw as m
+    tp, pp = free_port(), free_port()
+    d = daemon_factory(config(tmp_path, tp, pp))
+    d.notify.wait_for("READY=1")
+    first = tls_raw(tp)
+    first.send(v5_connect("dev1"))
+    assert first.expect(m.CONNACK).body[:2] == b"\x00\x00"
+    second = tls_raw(tp)
+    second.send(v5_connect("dev1"))
+    assert second.expect(m.CONNACK).body[:2] == b"\x00\x00"
+    got = first.expect_closed(3)
+    assert [p.type for p in got] == [m.DISCONNECT]
+    assert got[0].body[0] == 0x8E
+    second.close()
+    assert d.stop() == 0
+
+
+def test_tls_reconnect_resends_queued_once_in_order(daemon_factory, tmp_path):
+    # the CONNACK's write used to pump the queue before the resend ran
+    import mqttraw as m
+    tp, pp = free_port(), free_port()
+    d = daemon_factory(config(tmp_path, tp, pp))
+    d.notify.wait_for("READY=1")
+    sub = tls_raw(tp)
+    sub.connect("keeper", clean=False)
+    assert sub.subscribe(1, [("q/#", 1)]) == [1]
+    sub.close()
+    pub = m.RawClient(pp)
+    pub.connect("pub")
+    for i in range(3):
+        pub.publish("q/t", b"m%d" % i, qos=1, pid=i + 1)
+        pub.expect(m.PUBACK)
+    sub = tls_raw(tp)
+    assert sub.connect("keeper", clean=False).session_present == 1
+    got = sub.received(0.5)
+    assert [(p.payload, p.dup) for p in got] == \
+        [(b"m0", False), (b"m1", False), (b"m2", False)]
+    sub.close()
+    pub.close()
+    assert d.stop() == 0

@@ -142,3 +142,24 @@ def test_damaged_state_file_is_set_aside(daemon_factory, tmp_path):
     d.notify.wait_for("READY=1")
     d.wait_log(r"state loaded .* retained=1 ")
     assert d.stop() == 0
+
+
+def test_sys_statistics_do_not_rewrite_the_state_file(daemon_factory,
+                                                      tmp_path):
+    # $SYS topics are retained and change every tick: saving them made an
+    # idle gateway rewrite and fsync its state file for ever (SD card wear)
+    port = free_port()
+    cfg = write_config(tmp_path, port)
+    cfg.write_text(cfg.read_text().replace("sys_interval: 0",
+                                           "sys_interval: 1s")
+                   .replace("level: info", "level: debug"))
+    d = daemon_factory(cfg)
+    d.notify.wait_for("READY=1")
+    time.sleep(2.5)                      # two ticks, 100ms persist interval
+    assert "state saved" not in d.log()
+    pub = client(port, "one")
+    pub.publish("r/x", "v", qos=1, retain=True).wait_for_publish()
+    pub.disconnect()
+    pub.loop_stop()
+    d.wait_log(r"state saved .* records=2\b")   # the message and END
+    assert d.stop() == 0

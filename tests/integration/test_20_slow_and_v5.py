@@ -120,3 +120,33 @@ def test_v5_takeover_is_told_with_reason_0x8e(daemon_factory, tmp_path):
     assert got[0].body[0] == 0x8E            # session taken over
     second.close()
     assert d.stop() == 0
+
+
+def test_v5_too_large_messages_do_not_block_the_window(daemon_factory,
+                                                       tmp_path):
+    # messages over the client's Maximum Packet Size are dropped as if
+    # delivered (MQTT-3.1.2-25); they used to stay in flight for ever
+    port = free_port()
+    cfg = config(tmp_path, port, "drop_qos0")
+    cfg.write_text(cfg.read_text().replace("limits:\n",
+                                           "limits:\n  max_inflight: 2\n"))
+    d = daemon_factory(cfg)
+    d.notify.wait_for("READY=1")
+    sub = m.RawClient(port)
+    # Maximum Packet Size (0x27) 200, Receive Maximum (0x21) 10
+    sub.send(v5_connect("small", props=b"\x08\x27\x00\x00\x00\xc8\x21\x00\x0a"))
+    assert sub.expect(m.CONNACK).body[:2] == b"\x00\x00"
+    # SUBSCRIBE v5: pid, no properties, filter, options QoS 1
+    sub.send(m.packet(m.SUBSCRIBE, 2, m.u16(1) + b"\x00" + m.string("t") +
+                      b"\x01"))
+    sub.expect(m.SUBACK)
+    pub = m.RawClient(port)
+    pub.connect("big")
+    for pid, payload in ((1, b"x" * 500), (2, b"y" * 500), (3, b"small")):
+        pub.publish("t", payload, qos=1, pid=pid)
+        pub.expect(m.PUBACK)
+    got = sub.expect_publish(timeout=5)
+    assert got.body.endswith(b"small")
+    sub.close()
+    pub.close()
+    assert d.stop() == 0
