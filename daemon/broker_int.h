@@ -15,6 +15,7 @@
 #include "base/hmap.h"
 #include "config/cfg.h"
 #include "daemon/broker.h"
+#include "daemon/file.h"
 #include "mqtt/mqtt.h"
 #include "topic/trie.h"
 
@@ -188,9 +189,6 @@ uint64_t	 broker_now_ms(const struct broker *b);
 bool		 broker_may(const struct broker *b, const struct session *s,
 		    const char *topic, size_t len, enum acl_access access);
 
-/* Read a whole file of at most max bytes (NUL-terminated for convenience);
- * NULL with errno set on failure. */
-uint8_t		*file_read(const char *path, size_t max, size_t *len);
 
 /* Route a message from origin (NULL: the broker itself) to every matching
  * subscription, and keep it as the retained message when it says so. */

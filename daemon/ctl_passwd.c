@@ -9,6 +9,7 @@
  * its mode, owner and group. Password bytes are zeroized after use.
  */
 #include "daemon/ctl.h"
+#include "daemon/file.h"
 
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -200,23 +201,6 @@ fail:
 	return -1;
 }
 
-static int
-ctl_write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Replace path with buf[0..len) so that a crash leaves either the old or the
  * new file, never a mix: same-directory temp file, fsync, rename, fsync dir.
@@ -228,7 +212,7 @@ ctl_replace_file(const char *path, const char *buf, size_t len,
 	char tmp[4096], dir[4096];
 	const char *slash;
 	uint32_t r;
-	int fd = -1, dfd = -1, tries;
+	int fd = -1, tries;
 
 	tmp[0] = '\0';
 	for (tries = 0; fd == -1 && tries < 8; tries++) {
@@ -258,7 +242,7 @@ ctl_replace_file(const char *path, const char *buf, size_t len,
 		fprintf(stderr, "iotbridgectl: warning: %s: cannot keep owner "
 		    "%lu:%lu: %s\n", path, (unsigned long)old->st_uid,
 		    (unsigned long)old->st_gid, strerror(errno));
-	if (ctl_write_all(fd, buf, len) == -1 || fsync(fd) == -1)
+	if (file_write_all(fd, buf, len) == -1 || fsync(fd) == -1)
 		goto fail_errno;
 	if (close(fd) == -1) {
 		fd = -1;
@@ -274,18 +258,14 @@ ctl_replace_file(const char *path, const char *buf, size_t len,
 	else
 		snprintf(dir, sizeof(dir), "%.*s",
 		    slash == path ? 1 : (int)(slash - path), path);
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    fsync(dfd) == -1)
+	if (file_fsync_dir(dir) == -1)
 		goto fail_errno;
-	close(dfd);
 	return 0;
 fail_errno:
 	fprintf(stderr, "iotbridgectl: %s: %s\n", tmp[0] ? tmp : path,
 	    strerror(errno));
 	if (fd != -1)
 		close(fd);
-	if (dfd != -1)
-		close(dfd);
 	if (tmp[0] != '\0')
 		unlink(tmp);
 	return -1;

@@ -1,8 +1,8 @@
 /*
- * Reading a whole small file (state, password and ACL files), bounded so that
- * a wrong path to a huge file cannot exhaust memory.
+ * Whole-file I/O: a bounded read (so that a wrong path to a huge file cannot
+ * exhaust memory) and the pieces of an atomic replace.
  */
-#include "daemon/broker_int.h"
+#include "daemon/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,4 +49,37 @@ fail:
 	free(buf);
 	errno = e;
 	return NULL;
+}
+
+int
+file_write_all(int fd, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	while (len > 0) {
+		ssize_t n = write(fd, b, len);
+
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+file_fsync_dir(const char *dir)
+{
+	int fd, rc, e;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fsync(fd);
+	e = errno;
+	close(fd);
+	errno = e;
+	return rc;
 }

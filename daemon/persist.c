@@ -114,35 +114,6 @@ image_session(struct broker *b, struct image *img, const struct session *s)
 		IMAGE_PUT(img, state_qos2_encode, s->qos2_in[i]);
 }
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd, rc;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int
 persist_save(struct broker *b)
 {
@@ -189,14 +160,14 @@ persist_save(struct broker *b)
 	/* a temporary file left by a crash is ours to replace */
 	(void)unlink(tmp);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) ==
-	    -1 || write_all(fd, img.p, img.len) == -1 || fsync(fd) == -1)
+	    -1 || file_write_all(fd, img.p, img.len) == -1 || fsync(fd) == -1)
 		goto fail;
 	if (close(fd) == -1) {
 		fd = -1;
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) == -1 || fsync_dir(dir) == -1)
+	if (rename(tmp, path) == -1 || file_fsync_dir(dir) == -1)
 		goto fail;
 	b->dirty = false;
 	log_debug("state saved file=%s bytes=%zu records=%llu", path, img.len,
