@@ -312,6 +312,17 @@ void cfg_keys(cfg_key_fn fn, void *arg);
  */
 void cfg_walk(const struct cfg *cfg, cfg_key_fn fn, void *arg);
 
+/*
+ * A proxy URL as the https_proxy environment variable gives it:
+ * [http://][USER:PASSWORD@]HOST[:PORT][/], the port 1080 when left out (as
+ * curl does), %XX escapes decoded in the user and password. On CFG_OK *px
+ * holds copies (cfg_proxy_clear() frees them); otherwise err says what is
+ * wrong without showing the user info, and *px is empty.
+ */
+enum cfg_status cfg_proxy_parse(const char *url, struct cfg_proxy *px,
+    char *err, size_t cap);
+void cfg_proxy_clear(struct cfg_proxy *px);
+
 /* Static English text for a status. */
 const char *cfg_strerror(enum cfg_status st);
 

@@ -248,7 +248,7 @@ static const struct cfg_keydef aws_keys[] = {
 	  .min = SEC, .max = 5 * MIN, .dflt = "5s",
 	  .doc = "wait for PUBACK or SUBACK before reconnecting" },
 	{ KEY("max_connection_age", CFG_T_DURATION, max_connection_age_ms),
-	  .min = HOUR, .max = DAY, .dflt = "23h",
+	  .min = 5 * SEC, .max = DAY, .dflt = "23h",
 	  .doc = "reconnect after this long, ahead of AWS's 24h limit" },
 	{ KEY("proxy", CFG_T_SECTION, proxy), .sub = &proxy_section,
 	  .doc = "HTTP proxy; absent: https_proxy from the environment" },

@@ -613,6 +613,95 @@ parse_url(const char *s, struct cfg_hostport *hp, char *err, size_t cap)
 	return parse_hostport(s, buf, 0, expect, hp, err, cap);
 }
 
+/* %XX in the user info of a proxy URL; false on a bad escape. */
+static bool
+pct_decode(const char *s, size_t n, char **out)
+{
+	char *d = malloc(n + 1), *o = d;
+
+	if (d == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		if (s[i] != '%') {
+			*o++ = s[i];
+			continue;
+		}
+		if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+		    !isxdigit((unsigned char)s[i + 2]) ||
+		    sscanf(s + i + 1, "%2x", &v) != 1 || v == 0) {
+			free(d);
+			return false;
+		}
+		*o++ = (char)v;
+		i += 2;
+	}
+	*o = '\0';
+	*out = d;
+	return true;
+}
+
+enum cfg_status
+cfg_proxy_parse(const char *s, struct cfg_proxy *px, char *err, size_t cap)
+{
+	static const char expect[] = "http://[USER:PASSWORD@]HOST[:PORT]";
+	const char *hp = s, *at, *colon;
+	char buf[300];
+	size_t len;
+	enum cfg_status st;
+
+	memset(px, 0, sizeof(*px));
+	/* Nothing of the user info is ever shown: it holds a password. */
+	if (strstr(s, "://") != NULL) {
+		if (strncmp(s, "http://", 7) != 0)
+			return ERR("not an http:// URL (expected %s; the tunnel "
+			    "through the proxy is TLS)", expect);
+		hp = s + 7;
+	}
+	len = strcspn(hp, "/");
+	if (hp[len] != '\0' && strcmp(hp + len, "/") != 0)
+		return ERR("has a path (expected %s)", expect);
+	if ((at = memchr(hp, '@', len)) != NULL) {
+		colon = memchr(hp, ':', (size_t)(at - hp));
+		if (colon == NULL)
+			return ERR("user without a password (expected %s)",
+			    expect);
+		if (!pct_decode(hp, (size_t)(colon - hp), &px->username) ||
+		    !pct_decode(colon + 1, (size_t)(at - colon - 1),
+		    &px->password)) {
+			cfg_proxy_clear(px);
+			return ERR("bad %%-escape in the user or password "
+			    "(value hidden)");
+		}
+		len -= (size_t)(at + 1 - hp);
+		hp = at + 1;
+	}
+	if (len == 0 || len >= sizeof(buf)) {
+		cfg_proxy_clear(px);
+		return ERR("no host, or too long (expected %s)", expect);
+	}
+	memcpy(buf, hp, len);
+	buf[len] = '\0';
+	/* curl's default proxy port */
+	if ((st = parse_hostport(buf, buf, 1080, expect, &px->url, err,
+	    cap)) != CFG_OK)
+		cfg_proxy_clear(px);
+	return st;
+}
+
+void
+cfg_proxy_clear(struct cfg_proxy *px)
+{
+	free(px->url.host);
+	free(px->username);
+	if (px->password != NULL) {
+		mbedtls_platform_zeroize(px->password, strlen(px->password));
+		free(px->password);
+	}
+	memset(px, 0, sizeof(*px));
+}
+
 static const char *
 topic_problem(enum topic_status ts)
 {

@@ -1,7 +1,10 @@
 /*
- * CRC-32C by 256-entry table (see crc32c.h). The table is the CRC of each byte
- * value under the reflected Castagnoli polynomial, written out so there is no
- * initialisation step and no mutable global.
+ * CRC-32C by table (see crc32c.h). crc32c_table is the CRC of each byte value
+ * under the reflected Castagnoli polynomial, written out. Recovery checks
+ * every record of the queue, and a byte at a time that is most of its time
+ * (about 400 MB/s on x86, far less on a Pi), so long runs go eight bytes at a
+ * time ("slicing by 8"): seven more tables, derived from the first on first
+ * use, let each 64-bit word be folded in with eight independent lookups.
  */
 #include "queue/crc32c.h"
 
@@ -72,12 +75,45 @@ static const uint32_t crc32c_table[256] = {
 	0xbe2da0a5, 0x4c4623a6, 0x5f16d052, 0xad7d5351,
 };
 
+/* slice[k][v]: the CRC of byte v followed by k zero bytes. */
+static uint32_t	slice[8][256];
+static int	slice_ready;
+
+static void
+slice_init(void)
+{
+	for (int v = 0; v < 256; v++) {
+		uint32_t c = crc32c_table[v];
+
+		slice[0][v] = c;
+		for (int k = 1; k < 8; k++) {
+			c = crc32c_table[c & 0xff] ^ (c >> 8);
+			slice[k][v] = c;
+		}
+	}
+	slice_ready = 1;
+}
+
 uint32_t
 crc32c_update(uint32_t crc, const void *p, size_t n)
 {
 	const uint8_t	*b = p;
 
 	crc = ~crc;
+	if (n >= 64) {
+		if (!slice_ready)
+			slice_init();
+		for (; n >= 8; n -= 8, b += 8) {
+			/* bytes in order: no alignment or endianness assumed */
+			uint32_t lo = crc ^ ((uint32_t)b[0] | (uint32_t)b[1] << 8 |
+			    (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24);
+
+			crc = slice[7][lo & 0xff] ^ slice[6][(lo >> 8) & 0xff] ^
+			    slice[5][(lo >> 16) & 0xff] ^ slice[4][lo >> 24] ^
+			    slice[3][b[4]] ^ slice[2][b[5]] ^ slice[1][b[6]] ^
+			    slice[0][b[7]];
+		}
+	}
 	while (n-- > 0)
 		crc = crc32c_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
 	return ~crc;

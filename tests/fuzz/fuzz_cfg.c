@@ -3,6 +3,9 @@
  * cfg_load_mem(). A refusal must come with messages that name the file; an
  * accepted config must walk cleanly and survive the round trip: what
  * cfg_describe() writes loads back without error and describes the same.
+ * The same bytes, up to a NUL, are also an https_proxy value for
+ * cfg_proxy_parse(), whose answer must be consistent: a host when valid,
+ * user and password together, nothing held when refused.
  * Inputs are capped at 64KiB: the loader's own cap is 1MiB, but large inputs
  * only slow the fuzzer down without reaching new code.
  */
@@ -37,6 +40,26 @@ check_diag(const struct cfg_diag *d, const char *name)
 			abort();
 }
 
+static void
+check_proxy(const uint8_t *data, size_t size)
+{
+	char *url = strndup((const char *)data, size), err[256];
+	struct cfg_proxy px;
+
+	if (url == NULL)
+		return;
+	if (cfg_proxy_parse(url, &px, err, sizeof(err)) == CFG_OK) {
+		if (px.url.host == NULL || (px.username == NULL) !=
+		    (px.password == NULL))
+			abort();
+		cfg_proxy_clear(&px);
+	} else if (px.url.host != NULL || px.username != NULL ||
+	    px.password != NULL) {
+		abort();
+	}
+	free(url);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -48,6 +71,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > INPUT_MAX)
 		return 0;
+	check_proxy(data, size);
 	st = cfg_load_mem("fuzz.yaml", data, size, &cfg, &d);
 	if (st == CFG_INVALID)
 		check_diag(&d, "fuzz.yaml");

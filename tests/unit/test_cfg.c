@@ -1058,6 +1058,52 @@ test_keys(void **state)
 	assert_int_equal(c.n, 71);
 }
 
+/* https_proxy as curl and friends write it; nothing of a password leaks. */
+static void
+test_proxy_env(void **state)
+{
+	struct cfg_proxy px;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cfg_proxy_parse("http://proxy.lan:3128/", &px, err,
+	    sizeof(err)), CFG_OK);
+	assert_string_equal(px.url.host, "proxy.lan");
+	assert_int_equal(px.url.port, 3128);
+	assert_null(px.username);
+	cfg_proxy_clear(&px);
+
+	assert_int_equal(cfg_proxy_parse("proxy.lan", &px, err, sizeof(err)),
+	    CFG_OK);
+	assert_int_equal(px.url.port, 1080);
+	cfg_proxy_clear(&px);
+
+	assert_int_equal(cfg_proxy_parse("http://bob:s%40cret@[::1]:8080", &px,
+	    err, sizeof(err)), CFG_OK);
+	assert_string_equal(px.url.host, "::1");
+	assert_int_equal(px.url.port, 8080);
+	assert_string_equal(px.username, "bob");
+	assert_string_equal(px.password, "s@cret");
+	cfg_proxy_clear(&px);
+	assert_null(px.password);
+
+	assert_int_equal(cfg_proxy_parse("https://proxy.lan:3128", &px, err,
+	    sizeof(err)), CFG_INVALID);
+	assert_int_equal(cfg_proxy_parse("http://bob:hunter2@", &px, err,
+	    sizeof(err)), CFG_INVALID);
+	assert_null(strstr(err, "hunter2"));
+	assert_int_equal(cfg_proxy_parse("http://bob:hunter2%zz@p:1", &px, err,
+	    sizeof(err)), CFG_INVALID);
+	assert_null(strstr(err, "hunter2"));
+	assert_int_equal(cfg_proxy_parse("http://bob@p:1", &px, err,
+	    sizeof(err)), CFG_INVALID);
+	assert_int_equal(cfg_proxy_parse("http://p:1/path", &px, err,
+	    sizeof(err)), CFG_INVALID);
+	assert_int_equal(cfg_proxy_parse("http://p:99999", &px, err,
+	    sizeof(err)), CFG_INVALID);
+	assert_null(px.url.host);
+}
+
 int
 main(void)
 {
@@ -1078,6 +1124,7 @@ main(void)
 		cmocka_unit_test(test_shipped_uncommented),
 		cmocka_unit_test(test_docs),
 		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_proxy_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
