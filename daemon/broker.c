@@ -6,6 +6,7 @@
  * 3.3.5 requires) and hands it a reference, never a copy.
  */
 #include "daemon/broker_int.h"
+#include "daemon/clock.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -67,10 +68,7 @@ msg_unref(struct msg *m)
 uint64_t
 broker_now_ms(const struct broker *b)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 bool
@@ -196,14 +194,10 @@ broker_send_retained(struct broker *b, struct sub *sub)
 }
 
 /* $SYS/broker/... as mosquitto publishes them, retained, at QoS 0. */
-static void
-sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
+void
+broker_sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
 {
-	char value[64];
+	char value[256];
 	struct msg *m;
 	va_list ap;
 	int n;
@@ -229,21 +223,22 @@ sys_tick(evutil_socket_t fd, short ev, void *arg)
 	struct trie_stats ts;
 
 	trie_stats(b->subs, &ts);
-	sys_publish(b, "$SYS/broker/version", "iotbridged %s", IOTB_VERSION);
-	sys_publish(b, "$SYS/broker/uptime", "%" PRIu64 " seconds", up);
-	sys_publish(b, "$SYS/broker/clients/connected", "%zu", b->nclients);
-	sys_publish(b, "$SYS/broker/clients/total", "%zu", b->sessions.count);
-	sys_publish(b, "$SYS/broker/messages/received", "%" PRIu64,
+	broker_sys_publish(b, "$SYS/broker/version", "iotbridged %s", IOTB_VERSION);
+	broker_sys_publish(b, "$SYS/broker/uptime", "%" PRIu64 " seconds", up);
+	broker_sys_publish(b, "$SYS/broker/clients/connected", "%zu", b->nclients);
+	broker_sys_publish(b, "$SYS/broker/clients/total", "%zu", b->sessions.count);
+	broker_sys_publish(b, "$SYS/broker/messages/received", "%" PRIu64,
 	    st->msgs_received);
-	sys_publish(b, "$SYS/broker/messages/sent", "%" PRIu64, st->msgs_sent);
-	sys_publish(b, "$SYS/broker/messages/dropped", "%" PRIu64,
+	broker_sys_publish(b, "$SYS/broker/messages/sent", "%" PRIu64, st->msgs_sent);
+	broker_sys_publish(b, "$SYS/broker/messages/dropped", "%" PRIu64,
 	    st->msgs_dropped);
-	sys_publish(b, "$SYS/broker/bytes/received", "%" PRIu64,
+	broker_sys_publish(b, "$SYS/broker/bytes/received", "%" PRIu64,
 	    st->bytes_received);
-	sys_publish(b, "$SYS/broker/bytes/sent", "%" PRIu64, st->bytes_sent);
-	sys_publish(b, "$SYS/broker/subscriptions/count", "%zu", ts.subs);
-	sys_publish(b, "$SYS/broker/retained messages/count", "%zu",
+	broker_sys_publish(b, "$SYS/broker/bytes/sent", "%" PRIu64, st->bytes_sent);
+	broker_sys_publish(b, "$SYS/broker/subscriptions/count", "%zu", ts.subs);
+	broker_sys_publish(b, "$SYS/broker/retained messages/count", "%zu",
 	    b->retained.count);
+	bridge_sys(b->bridge);
 }
 
 static void
@@ -362,6 +357,12 @@ broker_free(struct broker *b)
 }
 
 void
+broker_set_bridge(struct broker *b, struct bridge *br)
+{
+	b->bridge = br;
+}
+
+void
 broker_summary(const struct broker *b, char *buf, size_t cap)
 {
 	size_t nl = 0;
@@ -372,4 +373,17 @@ broker_summary(const struct broker *b, char *buf, size_t cap)
 	snprintf(buf, cap, "%zu listener(s), %zu client(s), %zu session(s), "
 	    "%zu retained", nl, b->nclients, b->sessions.count,
 	    b->retained.count);
+}
+
+void
+broker_counts(const struct broker *b, struct broker_counts *c)
+{
+	c->clients = b->nclients;
+	c->sessions = b->sessions.count;
+	c->msgs_in = b->stats.msgs_received;
+	c->msgs_out = b->stats.msgs_sent;
+	c->msgs_dropped = b->stats.msgs_dropped;
+	c->bytes_in = b->stats.bytes_received;
+	c->bytes_out = b->stats.bytes_sent;
+	c->uptime_ms = broker_now_ms(b) - b->started_ms;
 }

@@ -14,6 +14,7 @@
 #include "auth/acl.h"
 #include "base/hmap.h"
 #include "config/cfg.h"
+#include "daemon/bridge.h"
 #include "daemon/broker.h"
 #include "daemon/file.h"
 #include "mqtt/mqtt.h"
@@ -180,6 +181,7 @@ struct broker {
 	size_t			 capmatched;
 	uint64_t		 next_auto_id;
 	struct broker_stats	 stats;
+	struct bridge		*bridge;	/* NULL: nothing goes upstream */
 };
 
 uint64_t	 broker_now_ms(const struct broker *b);
@@ -194,6 +196,10 @@ bool		 broker_may(const struct broker *b, const struct session *s,
  * subscription, and keep it as the retained message when it says so. */
 void		 broker_publish(struct broker *b, struct session *origin,
 		    struct msg *m);
+
+/* Publish a retained $SYS value (at most 255 bytes, else nothing). */
+void		 broker_sys_publish(struct broker *b, const char *topic,
+		    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Send the retained messages matching filter to a new subscription. */
 void		 broker_send_retained(struct broker *b, struct sub *sub);

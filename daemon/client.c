@@ -276,9 +276,10 @@ client_close(struct client *c, const char *why, uint8_t reason)
 		struct msg *w = c->will;
 
 		c->will = NULL;
-		if (broker_may(b, s, w->topic, w->topic_len, ACL_WRITE))
+		if (broker_may(b, s, w->topic, w->topic_len, ACL_WRITE)) {
 			broker_publish(b, s, w);
-		else
+			(void)bridge_offer(b->bridge, w, NULL, 0, 0);
+		} else
 			log_info("will denied by the ACL id=%s", c->idlog);
 		msg_unref(w);
 	}
@@ -541,6 +542,7 @@ handle_publish(struct client *c, const struct mqtt_publish *pub)
 	struct broker *b = c->b;
 	struct session *s = c->s;
 	uint8_t reason = 0;
+	enum bridge_verdict verdict;
 	struct msg *m;
 
 	if (c->version == MQTT_V5 &&
@@ -585,7 +587,17 @@ handle_publish(struct client *c, const struct mqtt_publish *pub)
 			return;
 		}
 		broker_publish(b, s, m);
+		verdict = bridge_offer(b->bridge, m, s, pub->packet_id,
+		    pub->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK);
 		msg_unref(m);
+		if (verdict == BRIDGE_LATER)
+			return;		/* the bridge acknowledges */
+		/* MQTT 5 can say the queue refused it; 3.1.1 cannot say no */
+		if (verdict == BRIDGE_REFUSED && c->version == MQTT_V5) {
+			reason = 0x97;
+			if (pub->qos == 2)	/* the flow ends at PUBREC */
+				(void)session_qos2_release(s, pub->packet_id);
+		}
 	}
 	if (pub->qos == 1)
 		client_send_ack(c, MQTT_PUBACK, pub->packet_id, reason);

@@ -20,4 +20,7 @@ int	 file_write_all(int fd, const void *p, size_t len);
 /* fsync the directory dir, so that a rename in it is durable. 0 or -1. */
 int	 file_fsync_dir(const char *dir);
 
+/* dir "/" name in a new string, NULL when out of memory. */
+char	*file_path(const char *dir, const char *name);
+
 #endif

@@ -4,6 +4,8 @@
  * operator's shell supervises it. This file owns the daemon's lifetime; the
  * LAN broker, uplink and queue hang off the event base it creates.
  */
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -18,8 +20,11 @@
 
 #include "iotb_build.h"
 #include "config/cfg.h"
+#include "daemon/bridge.h"
 #include "daemon/broker.h"
+#include "daemon/control.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/notify.h"
 #include "daemon/tls.h"
 
@@ -33,6 +38,9 @@ struct daemon {
 	struct event		*ev_watchdog;
 	struct cfg		*cfg;
 	struct broker		*broker;
+	struct bridge		*bridge;
+	struct control		*control;	/* NULL: out of memory at start */
+	struct metrics		*metrics;
 	const char		*cfg_path;
 	int			 verbose;	/* number of -v given */
 	time_t			 started;
@@ -63,22 +71,24 @@ usage(FILE *f)
 /*
  * Load and validate a configuration file. On failure every error goes to the log
  * (or to stderr for --check-config) and NULL is returned; the caller keeps
- * whatever it was running with.
+ * whatever it was running with. keep (may be NULL) also receives the errors,
+ * for the control socket to answer with.
  */
 static struct cfg *
-config_load(const char *path, bool to_stderr)
+config_load(const char *path, bool to_stderr, struct cfg_diag *keep)
 {
-	struct cfg_diag diag = { 0 };
+	struct cfg_diag own = { 0 }, *diag = keep != NULL ? keep : &own;
+	size_t first = diag->count;
 	struct cfg *cfg = NULL;
 
-	(void)cfg_load_file(path, &cfg, &diag);
-	for (size_t i = 0; i < diag.count; i++) {
+	(void)cfg_load_file(path, &cfg, diag);
+	for (size_t i = first; i < diag->count; i++) {
 		if (to_stderr)
-			fprintf(stderr, "%s\n", diag.msgs[i]);
+			fprintf(stderr, "%s\n", diag->msgs[i]);
 		else
-			log_warnx("%s", diag.msgs[i]);
+			log_warnx("%s", diag->msgs[i]);
 	}
-	cfg_diag_clear(&diag);
+	cfg_diag_clear(&own);
 	return cfg;
 }
 
@@ -95,12 +105,31 @@ effective_level(const struct daemon *d)
 static void
 daemon_status(const struct daemon *d, char *buf, size_t cap)
 {
-	char broker[160];
+	char broker[160], bridge[96];
 
 	broker_summary(d->broker, broker, sizeof(broker));
-	snprintf(buf, cap, "running: %s; uplink %s", broker,
-	    d->cfg->aws.present ? "configured, not started (not built yet)" :
-	    "off (local only)");
+	bridge_summary(d->bridge, bridge, sizeof(bridge));
+	snprintf(buf, cap, "running: %s; %s", broker, bridge);
+}
+
+/* Keys in a file others can read are no secret: say so, every start. */
+static void
+secrets_check(const char *path, const struct cfg *cfg)
+{
+	const struct cfg_credentials *c = &cfg->aws.credentials;
+	struct stat sb;
+
+	if (!cfg->aws.present)
+		return;
+	if (c->source == CFG_CRED_STATIC)
+		;
+	else if (c->source == CFG_CRED_PROFILE)
+		path = c->file;
+	else
+		return;
+	if (stat(path, &sb) == 0 && (sb.st_mode & S_IROTH))
+		log_warnx("%s holds AWS credentials and is readable by every "
+		    "user: chmod o-r %s", path, path);
 }
 
 static void
@@ -125,33 +154,54 @@ daemon_log_config(const struct daemon *d)
 	free(text);
 }
 
-static void
-daemon_reload(struct daemon *d)
+/*
+ * SIGHUP, or "reload" on the control socket. Returns 0 when the new config
+ * runs, 1 when some listener of it could not be bound, -1 when it was
+ * refused; errors (may be NULL) then also receives the reasons.
+ */
+static int
+daemon_reload(struct daemon *d, struct cfg_diag *errors)
 {
 	struct cfg *next;
-	char status[256];
+	char status[320];
+	int rc = 0;
 
 	notify_reloading();
 	log_info("reloading config file=%s", d->cfg_path);
-	if ((next = config_load(d->cfg_path, false)) == NULL) {
+	if ((next = config_load(d->cfg_path, false, errors)) == NULL) {
 		log_warnx("reload failed, keeping the running configuration");
 		daemon_status(d, status, sizeof(status));
 		/* one datagram, so READY=1 never arrives without the warning */
 		strncat(status, " (last reload failed: invalid configuration)",
 		    sizeof(status) - strlen(status) - 1);
 		notify_ready(status);
-		return;
+		return -1;
 	}
-	if (broker_reload(d->broker, next) == -1)
+	if (broker_reload(d->broker, next) == -1) {
 		log_warnx("reload: some listeners could not be applied");
+		rc = 1;
+	}
+	secrets_check(d->cfg_path, next);
+	bridge_reload(d->bridge, next);
 	cfg_free(d->cfg);
 	d->cfg = next;
 	d->reloads++;
 	log_setlevel(effective_level(d));
+	if (d->control != NULL)
+		control_reload(d->control, d->cfg->control.socket);
+	if (d->metrics != NULL)
+		metrics_reload(d->metrics, &d->cfg->metrics.listen);
 	log_info("configuration reloaded");
 	daemon_log_config(d);
 	daemon_status(d, status, sizeof(status));
 	notify_ready(status);
+	return rc;
+}
+
+static int
+on_control_reload(void *arg, struct cfg_diag *errors)
+{
+	return daemon_reload(arg, errors);
 }
 
 static void
@@ -161,7 +211,7 @@ on_signal(evutil_socket_t sig, short events, void *arg)
 
 	switch (sig) {
 	case SIGHUP:
-		daemon_reload(d);
+		(void)daemon_reload(d, NULL);
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -240,6 +290,10 @@ daemon_teardown(struct daemon *d)
 		event_free(d->ev_sigint);
 	if (d->ev_sigterm != NULL)
 		event_free(d->ev_sigterm);
+	control_free(d->control);
+	metrics_free(d->metrics);
+	broker_set_bridge(d->broker, NULL);
+	bridge_free(d->bridge);		/* flushes and checkpoints the queue */
 	broker_free(d->broker);
 	tls_shutdown();		/* connections still saying close_notify */
 	if (d->base != NULL) {
@@ -265,7 +319,7 @@ main(int argc, char *argv[])
 	};
 	struct daemon d = { .cfg_path = DEFAULT_CONFIG };
 	bool check_only = false;
-	char status[256];
+	char status[320];
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "c:tvVh", longopts, NULL)) != -1) {
@@ -298,7 +352,7 @@ main(int argc, char *argv[])
 	}
 
 	if (check_only) {
-		if ((d.cfg = config_load(d.cfg_path, true)) == NULL)
+		if ((d.cfg = config_load(d.cfg_path, true, NULL)) == NULL)
 			return 1;
 		printf("%s: configuration OK\n", d.cfg_path);
 		if (d.verbose > 0) {
@@ -313,10 +367,14 @@ main(int argc, char *argv[])
 	}
 
 	log_init("iotbridged", LOG_L_INFO);
+	/* AWS keys and session tokens live in this process's memory: no core
+	 * dump, and no ptrace by other processes of the same user. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		log_warn("prctl(PR_SET_DUMPABLE)");
 	/* Signals first: a SIGHUP or SIGTERM sent while we start up is queued
 	 * for the loop instead of killing the process with the default action. */
 	daemon_setup(&d);
-	if ((d.cfg = config_load(d.cfg_path, false)) == NULL)
+	if ((d.cfg = config_load(d.cfg_path, false, NULL)) == NULL)
 		fatalx("invalid configuration file=%s, not starting",
 		    d.cfg_path);
 	log_setlevel(effective_level(&d));
@@ -329,6 +387,16 @@ main(int argc, char *argv[])
 	/* READY=1 only once the listeners are bound: devices can connect */
 	if ((d.broker = broker_new(d.base, d.cfg)) == NULL)
 		fatalx("cannot start the broker");
+	secrets_check(d.cfg_path, d.cfg);
+	if ((d.bridge = bridge_new(d.base, d.cfg, d.broker)) == NULL)
+		fatalx("cannot start the bridge");
+	broker_set_bridge(d.broker, d.bridge);
+	/* neither is fatal: without them the gateway still does its job */
+	if ((d.control = control_new(d.base, d.cfg->control.socket, d.cfg_path,
+	    d.broker, d.bridge, on_control_reload, &d)) == NULL ||
+	    (d.metrics = metrics_new(d.base, &d.cfg->metrics.listen, d.broker,
+	    d.bridge)) == NULL)
+		fatalx("out of memory");
 
 	daemon_status(&d, status, sizeof(status));
 	log_info("ready: %s", status);

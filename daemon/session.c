@@ -47,6 +47,8 @@ session_free(struct broker *b, struct session *s)
 	struct outmsg *o;
 	struct sub *sub;
 
+	bridge_session_gone(b->bridge, s);
+
 	if (s->persistent)
 		persist_touch(b);
 	if (s->offline) {

@@ -157,8 +157,18 @@ def daemon_factory():
         return d
 
     yield start
+    # Stopped politely, so that a sanitizer build reports what it found at
+    # exit (leaks, UB): its exit codes (see tests/run-all) fail the test.
+    bad = []
     for d in started:
+        if d.proc.poll() is None:
+            rc = d.stop()
+            if rc in (86, 87):
+                bad.append(d)
         d.close()
+    if bad:
+        pytest.fail("sanitizer report at exit:\n" +
+                    "\n----\n".join(d.log()[-6000:] for d in bad))
 
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):

@@ -1,0 +1,92 @@
+/*
+ * Between the broker and the uplink: the bridge rules, the offline queue and
+ * the flow control towards AWS. A device's message that an "out" rule
+ * matches is checked against AWS IoT Core's rules (refused ones go to the
+ * dead-letter file), appended to the queue, and acknowledged to the device
+ * once durable (ack: stored) or once AWS acknowledged it (ack: delivered).
+ * The queue drains to the uplink in order, within AWS's in-flight window,
+ * publish rate and bandwidth, and at queue.drain_hz while there is a
+ * backlog. Messages from AWS that an "in" rule matches go to the broker and
+ * never back up: only messages of local clients are offered to the bridge.
+ */
+#ifndef IOTB_BRIDGE_H
+#define IOTB_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/uplink.h"
+#include "queue/queue.h"
+
+struct event_base;
+struct cfg;
+struct broker;
+struct msg;
+struct session;
+struct bridge;
+struct uplink_status;
+
+/*
+ * Open the queue (when some rule sends out) and start the uplink (when cfg
+ * has an aws section). cfg is borrowed as by broker_new(). NULL when the
+ * queue cannot be opened or out of memory (logged).
+ */
+struct bridge	*bridge_new(struct event_base *base, const struct cfg *cfg,
+		    struct broker *b);
+
+/* New rules and limits; queue.* changes need a restart (logged). */
+void		 bridge_reload(struct bridge *br, const struct cfg *cfg);
+
+/* Stop the uplink, sync and checkpoint the queue, free. NULL is a no-op. */
+void		 bridge_free(struct bridge *br);
+
+enum bridge_verdict {
+	BRIDGE_ACK,		/* acknowledge to the device now */
+	BRIDGE_LATER,		/* the bridge acknowledges when it may */
+	BRIDGE_REFUSED,		/* the queue refused it (full or disk) */
+};
+
+/*
+ * A local client's message (s its session, NULL for a will). pid and
+ * ack_type (MQTT_PUBACK or MQTT_PUBREC) say what to send to the device when
+ * the answer is BRIDGE_LATER; pid 0 means nothing is owed (QoS 0, wills).
+ */
+enum bridge_verdict bridge_offer(struct bridge *br, const struct msg *m,
+		    struct session *s, uint16_t pid, int ack_type);
+
+/* The session is being freed: drop what is owed to it. */
+void		 bridge_session_gone(struct bridge *br, const struct session *s);
+
+/* $SYS/broker/uplink/... and $SYS/broker/queue/... */
+void		 bridge_sys(struct bridge *br);
+
+/* A one-line summary for logs and STATUS=. */
+void		 bridge_summary(struct bridge *br, char *buf, size_t cap);
+
+/* Everything status, $SYS and metrics show of the bridge. */
+struct bridge_stats {
+	struct uplink_status	up;
+	bool			queue_open;	/* some rule sends out */
+	struct queue_stats	q;		/* zero when !queue_open */
+	uint64_t		oldest_age_ms;	/* of the oldest queued message */
+	bool			backlog;	/* draining at drain_hz */
+	bool			disk_full;	/* the last append failed on disk */
+	int64_t			drain_hz;
+	const char		*fsync;		/* "always", "interval", "never" */
+	uint64_t		queued;		/* appended since start */
+	uint64_t		sent;		/* handed to the uplink */
+	uint64_t		acked;		/* acknowledged by AWS (or QoS 0 sent) */
+	uint64_t		from_aws;	/* received and published locally */
+	uint64_t		refused;	/* by AWS's rules, never sent */
+	uint64_t		dead_letters;	/* of those, written to the file */
+	uint64_t		downgraded;	/* QoS 2 sent as QoS 1 */
+};
+
+void		 bridge_stats(struct bridge *br, struct bridge_stats *st);
+
+/* Status as a JSON object for the control socket, NUL-terminated into buf;
+ * returns the length, or cap or more when it did not fit. */
+size_t		 bridge_status_json(struct bridge *br, char *buf, size_t cap);
+
+#endif
