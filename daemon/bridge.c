@@ -814,12 +814,15 @@ static void
 limits_apply(struct bridge *br)
 {
 	const struct cfg_aws_limits *l = &br->cfg->aws.limits;
-	uint64_t now = clock_mono_us();
+	uint64_t now = clock_mono_us(), r = (uint64_t)l->publish_rate;
+	uint64_t burst = r >= 20 ? r / 20 : 1;
 
-	ratelimit_init(&br->rate, (uint64_t)l->publish_rate, 1, now);
+	/* A burst of 50 ms keeps a late timer from costing throughput; the
+	 * rate is lowered by as much, so that no second ever holds more than
+	 * publish_rate messages (AWS counts per second). */
+	ratelimit_init(&br->rate, r > burst ? r - burst : r, burst, now);
 	/* one largest message must fit the bucket, or it would never go */
-	ratelimit_init(&br->bw, l->bandwidth, l->bandwidth > l->max_payload +
-	    65536 ? l->bandwidth : l->max_payload + 65536, now);
+	ratelimit_init(&br->bw, l->bandwidth, l->max_payload + 65536, now);
 	drain_init(br);
 }
 
@@ -852,6 +855,7 @@ queue_start(struct bridge *br)
 	if ((br->fl = calloc(o.inflight_max, sizeof(*br->fl))) == NULL)
 		return -1;
 	br->capfl = o.inflight_max;
+	br->backlog = rep.records > 0;
 	log_info("queue %s: %" PRIu64 " message%s to send%s", c->dir,
 	    rep.records, rep.records == 1 ? "" : "s",
 	    rep.checkpoint_bad ? " (checkpoint unreadable: resending from "
@@ -895,27 +899,35 @@ bridge_new(struct event_base *base, const struct cfg *cfg, struct broker *b)
 	return br;
 }
 
-void
+int
 bridge_reload(struct bridge *br, const struct cfg *cfg)
 {
 	const struct cfg_queue *a = &br->cfg->queue, *n = &cfg->queue;
+	int rc = 0;
 
 	if (br->q != NULL && (strcmp(a->dir, n->dir) != 0 ||
 	    a->max_messages != n->max_messages ||
 	    a->max_bytes != n->max_bytes || a->drop != n->drop ||
-	    a->fsync != n->fsync || a->segment_size != n->segment_size ||
+	    a->fsync != n->fsync || a->fsync_interval_ms !=
+	    n->fsync_interval_ms || a->segment_size != n->segment_size ||
 	    br->cfg->aws.limits.max_inflight != cfg->aws.limits.max_inflight))
 		log_warnx("bridge: queue settings changed: they apply at the "
 		    "next start");
-	if (br->q == NULL && rules_send_out(cfg))
-		log_warnx("bridge: rules that send out need the queue, which "
-		    "opens at the next start");
 	br->cfg = cfg;
+	/* the first rule that sends out: from now on everything it matches
+	 * goes through the queue, as it would after a restart */
+	if (br->q == NULL && rules_send_out(cfg) && queue_start(br) != 0) {
+		log_warnx("bridge: the queue cannot be opened: messages for AWS "
+		    "are not forwarded until it can");
+		rc = -1;
+	}
 	limits_apply(br);
 	free(br->dl_path);
 	br->dl_path = file_path(cfg->broker.state_dir, BRIDGE_DEAD_LETTERS);
-	uplink_reload(br->up, cfg);
+	if (uplink_reload(br->up, cfg) != 0)
+		rc = -1;
 	pump_soon(br);
+	return rc;
 }
 
 static void

@@ -35,8 +35,13 @@ struct uplink_status;
 struct bridge	*bridge_new(struct event_base *base, const struct cfg *cfg,
 		    struct broker *b);
 
-/* New rules and limits; queue.* changes need a restart (logged). */
-void		 bridge_reload(struct bridge *br, const struct cfg *cfg);
+/*
+ * New rules and limits. The queue opens when rules that send out appear;
+ * changes to an open queue's settings need a restart (logged). Returns 0,
+ * or -1 when the queue cannot be opened or the uplink cannot start with the
+ * new settings (logged; it starts again at the next reload that fixes it).
+ */
+int		 bridge_reload(struct bridge *br, const struct cfg *cfg);
 
 /* Stop the uplink, sync and checkpoint the queue, free. NULL is a no-op. */
 void		 bridge_free(struct bridge *br);

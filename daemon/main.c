@@ -36,6 +36,8 @@ struct daemon {
 	struct event		*ev_sigint;
 	struct event		*ev_sighup;
 	struct event		*ev_watchdog;
+	struct event		*ev_status;	/* keeps STATUS= current */
+	char			 last_status[320];
 	struct cfg		*cfg;
 	struct broker		*broker;
 	struct bridge		*bridge;
@@ -182,7 +184,8 @@ daemon_reload(struct daemon *d, struct cfg_diag *errors)
 		rc = 1;
 	}
 	secrets_check(d->cfg_path, next);
-	bridge_reload(d->bridge, next);
+	if (bridge_reload(d->bridge, next) == -1)
+		rc = 1;		/* logged: the queue or the uplink is down */
 	cfg_free(d->cfg);
 	d->cfg = next;
 	d->reloads++;
@@ -196,6 +199,20 @@ daemon_reload(struct daemon *d, struct cfg_diag *errors)
 	daemon_status(d, status, sizeof(status));
 	notify_ready(status);
 	return rc;
+}
+
+/* systemctl status shows STATUS=: say when the uplink or the queue moved. */
+static void
+on_status_tick(evutil_socket_t fd, short events, void *arg)
+{
+	struct daemon *d = arg;
+	char status[sizeof(d->last_status)];
+
+	daemon_status(d, status, sizeof(status));
+	if (strcmp(status, d->last_status) != 0) {
+		memcpy(d->last_status, status, sizeof(status));
+		notify_status("%s", status);
+	}
 }
 
 static int
@@ -249,11 +266,17 @@ on_libevent_log(int severity, const char *msg)
 static int
 daemon_setup(struct daemon *d)
 {
+	struct event_config *ec;
 	uint64_t wd;
 
 	event_set_log_callback(on_libevent_log);
-	if ((d->base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
+	/* Rate limits and the drain wait in milliseconds: libevent's default
+	 * coarse clock ticks every 4 ms, which would cap sending at ~250/s. */
+	if ((ec = event_config_new()) == NULL ||
+	    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER) == -1 ||
+	    (d->base = event_base_new_with_config(ec)) == NULL)
+		fatalx("cannot create the event loop");
+	event_config_free(ec);
 	d->ev_sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
 	d->ev_sigint = evsignal_new(d->base, SIGINT, on_signal, d);
 	d->ev_sighup = evsignal_new(d->base, SIGHUP, on_signal, d);
@@ -284,6 +307,8 @@ daemon_teardown(struct daemon *d)
 {
 	if (d->ev_watchdog != NULL)
 		event_free(d->ev_watchdog);
+	if (d->ev_status != NULL)
+		event_free(d->ev_status);
 	if (d->ev_sighup != NULL)
 		event_free(d->ev_sighup);
 	if (d->ev_sigint != NULL)
@@ -401,6 +426,14 @@ main(int argc, char *argv[])
 	daemon_status(&d, status, sizeof(status));
 	log_info("ready: %s", status);
 	notify_ready(status);
+	memcpy(d.last_status, status, sizeof(d.last_status));
+	{
+		struct timeval tv = { 5, 0 };
+
+		if ((d.ev_status = event_new(d.base, -1, EV_PERSIST,
+		    on_status_tick, &d)) != NULL)
+			event_add(d.ev_status, &tv);
+	}
 
 	if (event_base_dispatch(d.base) == -1)
 		log_warnx("event loop failed");

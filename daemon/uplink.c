@@ -655,6 +655,20 @@ handle_suback(struct uplink *u, const struct mqtt_suback *sa)
 		go_online(u);
 }
 
+/* MQTT 3.1.1's CONNACK return codes (3.2.2.3), which AWS answers with. */
+static const char *
+connack_name(uint8_t rc)
+{
+	static const char *const names[] = {
+		"accepted", "unacceptable protocol version",
+		"identifier rejected", "server unavailable",
+		"bad user name or password", "not authorized",
+	};
+
+	return rc < sizeof(names) / sizeof(*names) ? names[rc] :
+	    "unknown return code";
+}
+
 static void
 handle_packet(struct uplink *u, const struct mqtt_packet *pkt)
 {
@@ -668,7 +682,7 @@ handle_packet(struct uplink *u, const struct mqtt_packet *pkt)
 		if (pkt->connack.reason_code != 0) {
 			uplink_drop(u, DROP_FAILED, "CONNACK refused: %s "
 			    "(check the IoT policy's iot:Connect for client id "
-			    "%s)", mqtt_reason_name(pkt->connack.reason_code),
+			    "%s)", connack_name(pkt->connack.reason_code),
 			    u->cfg->aws.client_id);
 			return;
 		}
@@ -1194,6 +1208,9 @@ uplink_drop(struct uplink *u, enum drop_kind kind, const char *fmt, ...)
 	char t[32];
 	va_list ap;
 
+	/* lost before CONNACK (a WebSocket close, an EOF) is a failed attempt */
+	if (!was_up && kind == DROP_LOST)
+		kind = DROP_FAILED;
 	va_start(ap, fmt);
 	vsnprintf(u->st.last_error, sizeof(u->st.last_error), fmt, ap);
 	va_end(ap);
@@ -1411,14 +1428,15 @@ uplink_new(struct event_base *base, const struct cfg *cfg,
 	return u;
 }
 
-void
+int
 uplink_reload(struct uplink *u, const struct cfg *cfg)
 {
 	const struct cfg *old = u->cfg;
-	bool changed = conf_changed(old, cfg);
+	bool changed = conf_changed(old, cfg) || (u->state == UPLINK_OFF &&
+	    cfg->aws.present);
 
 	u->cfg = cfg;
-	if (!changed && u->state != UPLINK_OFF) {
+	if (!changed) {
 		const struct cfg_reconnect *rc = &cfg->reconnect;
 
 		/* keep the attempt count: a reload is no stable connection */
@@ -1426,26 +1444,26 @@ uplink_reload(struct uplink *u, const struct cfg *cfg)
 		u->bo.max_ms = rc->max_ms;
 		u->bo.stable_ms = rc->stable_ms;
 		u->bo.jitter = rc->jitter;
-		return;
+		return 0;
 	}
-	if (!changed)
-		return;
 	if (u->state != UPLINK_OFF && u->state != UPLINK_STOPPED) {
 		event_del(u->ev_retry);
 		uplink_drop(u, DROP_STOP, "configuration changed");
 	}
-	if (conf_apply(u) != 0) {
-		u->state = UPLINK_OFF;
-		log_warnx("uplink: stopped until the configuration is fixed");
-		return;
-	}
 	u->state = UPLINK_OFF;
+	if (conf_apply(u) != 0) {
+		snprintf(u->st.last_error, sizeof(u->st.last_error),
+		    "the aws settings cannot be used (see the log)");
+		log_warnx("uplink: stopped until a reload fixes the aws settings");
+		return -1;
+	}
 	if (cfg->aws.present) {
 		log_info("uplink: the aws settings changed: reconnecting");
 		attempt_start(u);
 	} else {
 		log_info("uplink: no aws section any more: stopped");
 	}
+	return 0;
 }
 
 void

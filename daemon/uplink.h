@@ -73,8 +73,10 @@ struct uplink	*uplink_new(struct event_base *base, const struct cfg *cfg,
 		    const struct uplink_ops *ops, void *arg);
 
 /* Take a new config: when what the connection was made from changed, it is
- * closed and made again at once; otherwise nothing happens to it. */
-void		 uplink_reload(struct uplink *u, const struct cfg *cfg);
+ * closed and made again at once; otherwise nothing happens to it. -1 when
+ * the new settings cannot be used (aws.ca_file unreadable: logged), and the
+ * uplink stays off until a reload fixes them. */
+int		 uplink_reload(struct uplink *u, const struct cfg *cfg);
 
 /* Send DISCONNECT, close, free. NULL is a no-op. */
 void		 uplink_free(struct uplink *u);

@@ -15,6 +15,7 @@ Usage: tests/demo.py [--build-dir DIR] [--once]
 import argparse
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +133,7 @@ bridge:
                     d.kill()
                     d.wait()
             say("stopped")
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -80,6 +80,10 @@ struct queue {
 	struct seg	*bseg;
 	uint64_t	 boff;
 	size_t		 blen;
+	/* The record at voff in vseg passed its CRC check from buf as it is
+	 * now: a peek and the next that follows it check it once. */
+	struct seg	*vseg;
+	uint64_t	 voff;
 
 	struct slot	*win;
 	size_t		 wcap;
@@ -251,6 +255,7 @@ rd_get(struct queue *q, struct seg *s, uint64_t off, size_t n,
 		q->bufcap = cap;
 	}
 	q->bseg = NULL;
+	q->vseg = NULL;
 	if ((fd = rd_fd(q, s)) == -1) {
 		*st = errno_status();
 		return NULL;
@@ -327,8 +332,11 @@ scan_next(struct queue *q, struct seg *s, uint64_t off, uint64_t prev,
 			continue;
 		if ((p = rd_get(q, s, o, len, &st)) == NULL)
 			return st;
-		if (crc32c_update(0, p + 8, len - 8) != get32(p + 4))
+		if ((q->vseg != s || q->voff != o) &&
+		    crc32c_update(0, p + 8, len - 8) != get32(p + 4))
 			continue;
+		q->vseg = s;
+		q->voff = o;
 		memset(c, 0, sizeof(*c));
 		c->seg = s;
 		c->off = o;
@@ -375,6 +383,8 @@ seg_free(struct queue *q, struct seg *s)
 	}
 	if (q->bseg == s)
 		q->bseg = NULL;
+	if (q->vseg == s)
+		q->vseg = NULL;
 	free(s);
 	q->nsegs--;
 }
@@ -1119,6 +1129,7 @@ recover(struct queue *q, struct queue_recovery *rep)
 				rep->torn_bytes += s->size - off;
 				s->size = off;
 				q->bseg = NULL;	/* appends will rewrite those bytes */
+				q->vseg = NULL;
 			}
 		} else if (!s->dead && off < s->size)
 			rep->skipped_bytes += s->size - off;

@@ -4,6 +4,7 @@ backoff, clock correction, resend after a drop, credentials, AWS's rules
 enforced locally, duplicate client ids, planned reconnects and proxies."""
 import base64
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -422,3 +423,24 @@ def test_untrusted_certificate_never_connects(fake, tmp_path,
         assert not aws.events(type="upgrade")
     finally:
         other.stop()
+
+
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+@pytest.mark.skipif(not os.path.exists(FAKETIME), reason="libfaketime missing")
+def test_pi_booted_in_1970_gets_online(fake, tmp_path, daemon_factory):
+    """No RTC: the clock says 1970. TLS must not stop at "not valid yet"
+    (the certificate predates this build), and the first 403's Date sets
+    the signing clock."""
+    aws = fake()
+    cfg, port = write_config(tmp_path, aws)
+    up = aws.subscribe_upstream("gw/#")
+    d = daemon_factory(cfg, env={
+        "LD_PRELOAD": FAKETIME, "FAKETIME": "@1970-01-02 00:00:00",
+        "DONT_FAKE_MONOTONIC": "1"})
+    d.wait_log(r"local clock is earlier than this build")
+    d.wait_log(r"uplink: online", timeout=15)
+    assert [u["status"] for u in aws.events(type="upgrade")] == [403, 101]
+    pub(port, "sensors/rtc", "ok")
+    assert up.wait_messages(1)[0].payload == b"ok"
