@@ -58,7 +58,13 @@ def main():
     args = ap.parse_args()
     daemon = pathlib.Path(args.build_dir) / "daemon" / "iotbridged"
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="iotbridge-demo-"))
+    try:
+        return run(daemon, tmp, args.once)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
+
+def run(daemon, tmp, once):
     with FakeAws(tmp / "fakeaws") as aws:
         port = free_port()
         c = aws.credentials[0]
@@ -114,8 +120,8 @@ bridge:
             say("device received: %s" % out.strip())
             if not out.strip():
                 sys.exit("demo: the command did not come down")
-            if args.once:
-                return
+            if once:
+                return 0
             say("try it: mosquitto_pub -p %d -t sensors/x -m hello ; "
                 "mosquitto_sub -p %d -t 'demo-gw/#' -v   (AWS side)"
                 % (port, aws.upstream_port))
@@ -133,7 +139,6 @@ bridge:
                     d.kill()
                     d.wait()
             say("stopped")
-    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
