@@ -73,7 +73,8 @@ struct bridge {
 	struct broker		*b;
 	struct uplink		*up;
 	struct queue		*q;
-	struct event		*ev_pump, *ev_sync;
+	struct event		*ev_pump, *ev_sync, *ev_sync_now;
+	uint64_t		 last_flush_us;	/* a sync last made appends durable */
 	struct owed_list	 stored;	/* ack: stored, in seq order */
 	struct owed_list	 delivered;	/* ack: delivered */
 	struct flight		*fl;
@@ -647,8 +648,15 @@ bridge_offer(struct bridge *br, const struct msg *m, struct session *s,
 		    BRIDGE_LATER : BRIDGE_ACK;
 	if (seq <= queue_durable_seq(br->q))
 		return BRIDGE_ACK;
-	return owed_add(&br->stored, s, seq, pid, ack_type) ? BRIDGE_LATER :
-	    BRIDGE_ACK;
+	if (!owed_add(&br->stored, s, seq, pid, ack_type))
+		return BRIDGE_ACK;
+	/* Group commit bounds the flushes to one per fsync_interval; a message
+	 * after a quiet interval need not wait for the next tick. */
+	if (clock_mono_us() - br->last_flush_us >=
+	    br->cfg->queue.fsync_interval_ms * 1000 &&
+	    !event_pending(br->ev_sync_now, EV_TIMEOUT, NULL))
+		event_active(br->ev_sync_now, EV_TIMEOUT, 0);
+	return BRIDGE_LATER;
 }
 
 /* ---- sync --------------------------------------------------------------- */
@@ -680,10 +688,13 @@ static void
 on_sync(evutil_socket_t fd, short ev, void *arg)
 {
 	struct bridge *br = arg;
+	uint64_t durable = queue_durable_seq(br->q);
 	enum queue_status st;
 
 	if ((st = queue_sync(br->q)) != QUEUE_OK && log_allowed(br))
 		log_warnx("bridge: queue sync: %s", queue_strerror(st));
+	if (queue_durable_seq(br->q) != durable)
+		br->last_flush_us = clock_mono_us();
 	owed_durable(br);
 	owed_dropped(br);
 	drops_report(br);
@@ -890,7 +901,9 @@ bridge_new(struct event_base *base, const struct cfg *cfg, struct broker *b)
 	br->tbuf = malloc(2 * TBUF_HALF);
 	br->ev_pump = evtimer_new(base, on_pump, br);
 	br->ev_sync = event_new(base, -1, EV_PERSIST, on_sync, br);
+	br->ev_sync_now = evtimer_new(base, on_sync, br);
 	if (br->tbuf == NULL || br->ev_pump == NULL || br->ev_sync == NULL ||
+	    br->ev_sync_now == NULL ||
 	    (rules_send_out(cfg) && queue_start(br) != 0) ||
 	    (br->up = uplink_new(base, cfg, &bridge_uplink_ops, br)) == NULL) {
 		bridge_free(br);
@@ -962,6 +975,8 @@ bridge_free(struct bridge *br)
 		event_free(br->ev_pump);
 	if (br->ev_sync != NULL)
 		event_free(br->ev_sync);
+	if (br->ev_sync_now != NULL)
+		event_free(br->ev_sync_now);
 	free(br->fl);
 	free(br->dl_path);
 	free(br->tbuf);
