@@ -25,6 +25,7 @@
 #include "daemon/clock.h"
 #include "daemon/file.h"
 #include "daemon/log.h"
+#include "daemon/str.h"
 #include "daemon/uplink.h"
 #include "queue/queue.h"
 #include "topic/topic.h"
@@ -89,10 +90,11 @@ struct bridge {
 	uint64_t		 dead_letters;
 	uint64_t		 queued, sent, acked, from_aws, downgraded;
 	char			*dl_path;
-	char			*tbuf;		/* a topic and a filter, built */
+	char			*tbuf;		/* a topic being mapped */
+	/* per rule of cfg: local_prefix + topic, remote_prefix + topic */
+	char			**lfilter, **rfilter;
+	size_t			 nfilters;
 };
-
-#define TBUF_HALF	(65536 + 8)
 
 /* Drops and refusals can come at the rate devices publish: log a few, then
  * one line per second saying how many were not logged. */
@@ -325,30 +327,61 @@ dead_letter(struct bridge *br, const char *reason, const char *topic,
 
 /* ---- rules -------------------------------------------------------------- */
 
-/*
- * The first rule of direction dir whose from-side filter (from_prefix +
- * topic) matches t; *rest is where t's part after the prefix starts.
- */
-static const struct cfg_bridge_rule *
-rule_match(const struct cfg *cfg, char *f, bool out, const char *t,
-    size_t tlen, size_t *rest)
+static void
+filters_free(struct bridge *br)
 {
+	for (size_t i = 0; i < br->nfilters; i++) {
+		free(br->lfilter[i]);
+		free(br->rfilter[i]);
+	}
+	free(br->lfilter);
+	free(br->rfilter);
+	br->lfilter = br->rfilter = NULL;
+	br->nfilters = 0;
+}
+
+/* Each rule's filter on both sides, made once per configuration rather
+ * than for every message. */
+static int
+filters_build(struct bridge *br, const struct cfg *cfg)
+{
+	filters_free(br);
+	if (cfg->nbridge == 0)
+		return 0;
+	if ((br->lfilter = calloc(cfg->nbridge, sizeof(char *))) == NULL ||
+	    (br->rfilter = calloc(cfg->nbridge, sizeof(char *))) == NULL)
+		return -1;
 	for (size_t i = 0; i < cfg->nbridge; i++) {
 		const struct cfg_bridge_rule *r = &cfg->bridge[i];
-		const char *pre = out ? r->local_prefix : r->remote_prefix;
-		size_t pl = strlen(pre), fl;
+
+		br->nfilters = i + 1;
+		if ((br->lfilter[i] = str_concat3(r->local_prefix, r->topic,
+		    "")) == NULL || (br->rfilter[i] = str_concat3(
+		    r->remote_prefix, r->topic, "")) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The first rule sending out (or in) whose filter on the message's side
+ * (prefix + topic) matches t; *rest is where t's part after the prefix
+ * starts.
+ */
+static const struct cfg_bridge_rule *
+rule_match(const struct bridge *br, bool out, const char *t, size_t tlen,
+    size_t *rest)
+{
+	const struct cfg *cfg = br->cfg;
+
+	for (size_t i = 0; i < cfg->nbridge && i < br->nfilters; i++) {
+		const struct cfg_bridge_rule *r = &cfg->bridge[i];
+		const char *f = out ? br->lfilter[i] : br->rfilter[i];
 
 		if (r->direction == (out ? CFG_DIR_IN : CFG_DIR_OUT))
 			continue;
-		if (tlen < pl || memcmp(t, pre, pl) != 0)
-			continue;
-		fl = strlen(r->topic);
-		if (fl >= TBUF_HALF - pl)
-			continue;
-		memcpy(f, pre, pl);
-		memcpy(f + pl, r->topic, fl);
-		if (topic_match(f, pl + fl, t, tlen)) {
-			*rest = pl;
+		if (topic_match(f, strlen(f), t, tlen)) {
+			*rest = strlen(out ? r->local_prefix : r->remote_prefix);
 			return r;
 		}
 	}
@@ -537,8 +570,7 @@ up_message(void *arg, const struct mqtt_publish *pub)
 	struct msg *m;
 	char *topic = br->tbuf;
 
-	if ((r = rule_match(br->cfg, br->tbuf + TBUF_HALF, false, t, tl,
-	    &rest)) == NULL) {
+	if ((r = rule_match(br, false, t, tl, &rest)) == NULL) {
 		char q[128];
 
 		log_debug("bridge: message from AWS on %s matches no in rule",
@@ -583,8 +615,7 @@ bridge_offer(struct bridge *br, const struct msg *m, struct session *s,
 	int refusal;
 
 	if (br == NULL || br->q == NULL ||
-	    (r = rule_match(br->cfg, br->tbuf + TBUF_HALF, true, m->topic,
-	    m->topic_len, &rest)) == NULL)
+	    (r = rule_match(br, true, m->topic, m->topic_len, &rest)) == NULL)
 		return BRIDGE_ACK;
 	topic = br->tbuf;
 	pl = strlen(r->remote_prefix);
@@ -898,11 +929,12 @@ bridge_new(struct event_base *base, const struct cfg *cfg, struct broker *b)
 	    clock_mono_us());
 	limits_apply(br);
 	br->dl_path = file_path(cfg->broker.state_dir, BRIDGE_DEAD_LETTERS);
-	br->tbuf = malloc(2 * TBUF_HALF);
+	br->tbuf = malloc(65536);
 	br->ev_pump = evtimer_new(base, on_pump, br);
 	br->ev_sync = event_new(base, -1, EV_PERSIST, on_sync, br);
 	br->ev_sync_now = evtimer_new(base, on_sync, br);
-	if (br->tbuf == NULL || br->ev_pump == NULL || br->ev_sync == NULL ||
+	if (br->tbuf == NULL || filters_build(br, cfg) != 0 ||
+	    br->ev_pump == NULL || br->ev_sync == NULL ||
 	    br->ev_sync_now == NULL ||
 	    (rules_send_out(cfg) && queue_start(br) != 0) ||
 	    (br->up = uplink_new(base, cfg, &bridge_uplink_ops, br)) == NULL) {
@@ -927,6 +959,10 @@ bridge_reload(struct bridge *br, const struct cfg *cfg)
 		log_warnx("bridge: queue settings changed: they apply at the "
 		    "next start");
 	br->cfg = cfg;
+	if (filters_build(br, cfg) != 0) {
+		log_warnx("bridge: out of memory building the rules");
+		rc = -1;
+	}
 	/* the first rule that sends out: from now on everything it matches
 	 * goes through the queue, as it would after a restart */
 	if (br->q == NULL && rules_send_out(cfg) && queue_start(br) != 0) {
@@ -980,5 +1016,6 @@ bridge_free(struct bridge *br)
 	free(br->fl);
 	free(br->dl_path);
 	free(br->tbuf);
+	filters_free(br);
 	free(br);
 }

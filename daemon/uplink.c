@@ -29,6 +29,7 @@
 #include "daemon/clock.h"
 #include "daemon/file.h"
 #include "daemon/log.h"
+#include "daemon/str.h"
 #include "daemon/tls.h"
 #include "daemon/uplink.h"
 #include "mqtt/mqtt.h"
@@ -133,21 +134,6 @@ static void	uplink_drop(struct uplink *, enum drop_kind, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	attempt_start(struct uplink *);
 static void	tcp_next(struct uplink *);
-
-/* a b c in a new string; NULL when out of memory */
-static char *
-concat3(const char *a, const char *b, const char *c)
-{
-	size_t al = strlen(a), bl = strlen(b), cl = strlen(c);
-	char *p;
-
-	if ((p = malloc(al + bl + cl + 1)) == NULL)
-		return NULL;
-	memcpy(p, a, al);
-	memcpy(p + al, b, bl);
-	memcpy(p + al + bl, c, cl + 1);
-	return p;
-}
 
 static void
 timer_ms(struct event *ev, uint64_t ms)
@@ -541,7 +527,7 @@ filters_build(struct uplink *u)
 
 		if (r->direction == CFG_DIR_OUT)
 			continue;
-		if ((f = concat3(r->remote_prefix, r->topic, "")) == NULL)
+		if ((f = str_concat3(r->remote_prefix, r->topic, "")) == NULL)
 			return -1;
 		for (j = 0; j < u->nfilters && strcmp(u->filters[j], f); j++)
 			;
@@ -1296,7 +1282,7 @@ proxy_setup(struct uplink *u)
 		goto out;
 	u->proxy_port = p->url.port;
 	if (p->username != NULL) {
-		if ((userpass = concat3(p->username, ":", p->password)) == NULL)
+		if ((userpass = str_concat3(p->username, ":", p->password)) == NULL)
 			goto out;
 		(void)mbedtls_base64_encode(NULL, 0, &n,
 		    (const uint8_t *)userpass, strlen(userpass));
@@ -1378,18 +1364,25 @@ conf_changed(const struct cfg *a, const struct cfg *b)
 	    !str_same(x->proxy.url.host, y->proxy.url.host) ||
 	    x->proxy.url.port != y->proxy.url.port ||
 	    !str_same(x->proxy.username, y->proxy.username) ||
-	    !str_same(x->proxy.password, y->proxy.password) ||
-	    a->nbridge != b->nbridge)
+	    !str_same(x->proxy.password, y->proxy.password))
 		return true;
-	for (size_t i = 0; i < a->nbridge; i++) {
-		const struct cfg_bridge_rule *r = &a->bridge[i], *s = &b->bridge[i];
+	/* the subscriptions: the "in" side of the rules, in order; rules
+	 * that only send out do not concern the connection */
+	for (size_t i = 0, j = 0;; i++, j++) {
+		const struct cfg_bridge_rule *r, *s;
 
-		if (strcmp(r->topic, s->topic) || r->direction != s->direction ||
-		    r->qos != s->qos || strcmp(r->remote_prefix,
-		    s->remote_prefix))
+		while (i < a->nbridge && a->bridge[i].direction == CFG_DIR_OUT)
+			i++;
+		while (j < b->nbridge && b->bridge[j].direction == CFG_DIR_OUT)
+			j++;
+		if (i == a->nbridge || j == b->nbridge)
+			return i != a->nbridge || j != b->nbridge;
+		r = &a->bridge[i];
+		s = &b->bridge[j];
+		if (strcmp(r->topic, s->topic) || r->qos != s->qos ||
+		    strcmp(r->remote_prefix, s->remote_prefix))
 			return true;
 	}
-	return false;
 }
 
 struct uplink *

@@ -5,6 +5,7 @@ enforced locally, duplicate client ids, planned reconnects and proxies."""
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -444,3 +445,31 @@ def test_pi_booted_in_1970_gets_online(fake, tmp_path, daemon_factory):
     assert [u["status"] for u in aws.events(type="upgrade")] == [403, 101]
     pub(port, "sensors/rtc", "ok")
     assert up.wait_messages(1)[0].payload == b"ok"
+
+
+def test_reload_reconnects_only_for_subscriptions(fake, tmp_path,
+                                                 daemon_factory):
+    aws = fake()
+    cfg, port = write_config(tmp_path, aws)
+    up = aws.subscribe_upstream("#")
+    d = daemon_factory(cfg)
+    d.wait_log(r"uplink: online")
+    text = cfg.read_text()
+
+    # a new "out" rule: used at once, the connection untouched
+    cfg.write_text(text.replace(
+        "bridge:\n", 'bridge:\n  - {topic: "alarms/#", direction: out}\n'))
+    mark = len(d.lines)
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"configuration reloaded", start=mark)
+    pub(port, "alarms/door", "open")
+    assert up.wait_messages(1, topic="alarms/door")[0].payload == b"open"
+    assert len(accepts(aws)) == 1
+
+    # a new "in" rule: a new subscription, so a new connection with it
+    cfg.write_text(cfg.read_text().replace(
+        "bridge:\n", 'bridge:\n  - {topic: "ota/#", direction: in}\n'))
+    d.send_signal(signal.SIGHUP)
+    aws.wait_event(lambda e: ["ota/#", 1] in e["filters"],
+                   type="subscribe", timeout=8)
+    assert len(accepts(aws)) == 2
