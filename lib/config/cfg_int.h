@@ -44,7 +44,7 @@ struct cfg_section;
 
 /*
  * One key of a section. The default is text, parsed exactly as if it were in
- * the file, so it reads the same in the docs and in conf/iotbridge.yaml. For
+ * the file, so it reads the same in the docs and in the reference. For
  * a LIST, a default means "one item whose first key is this".
  */
 struct cfg_keydef {

@@ -1,5 +1,6 @@
 """`iotbridged --check-config` and `iotbridgectl check-config` on the shipped
-config and on every broken config in tests/data/conf, each with its exact expected messages
+configs (the small conffile and the full reference) and on every broken
+config in tests/data/conf, each with its exact expected messages
 (FILE:LINE:COLUMN: key.path: what is wrong (expected)). The drop-ins of
 conf.d are tested in test_09_confd.py."""
 import re
@@ -59,7 +60,8 @@ def values(out):
             if not l.startswith("#")]
 
 
-@pytest.mark.parametrize("name", ["iotbridge.yaml"])
+@pytest.mark.parametrize("name", ["iotbridge.yaml",
+                                  "iotbridge.reference.yaml"])
 def test_shipped_config_effective_values(tmp_path, name):
     shipped = SRC / "conf" / name
     r = run([IOTBRIDGED, "--check-config", "-v", "-c", shipped])
@@ -74,7 +76,7 @@ def test_shipped_config_effective_values(tmp_path, name):
                  "bind: 127.0.0.1:1883", "base: 1s", "max: 32s",
                  "stable: 20s"):
         assert line in r.stdout, line
-    # where each value came from: the shipped file sets only the listener
+    # where each value came from: the shipped files set only the listener
     lines = r.stdout.splitlines()
     assert f"#   {shipped}" in lines
     assert "aws:" not in lines
@@ -87,7 +89,8 @@ def test_shipped_config_effective_values(tmp_path, name):
         assert re.search(r"# .*conf/iotbridge\.yaml:\d+$", listener)
 
 
-@pytest.mark.parametrize("name", ["iotbridge.yaml"])
+@pytest.mark.parametrize("name", ["iotbridge.yaml",
+                                  "iotbridge.reference.yaml"])
 def test_iotbridgectl_accepts_shipped_config(name):
     r = run([IOTBRIDGECTL, "check-config", SRC / "conf" / name])
     assert r.returncode == 0, r.stderr

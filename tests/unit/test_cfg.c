@@ -5,8 +5,8 @@
  * conf.d: merge rules, each error in its own file, name order, ignored names,
  * limits, unreadable and odd files, where each value came from (the goldens
  * of tests/data/conf/merge); and two documents that must agree with the
- * schema tables: conf/iotbridge.yaml (its defaults are the code's, and
- * every key is in it) and docs/configuration.md (every key is documented
+ * schema tables: conf/iotbridge.reference.yaml (its defaults are the code's,
+ * and every key is in it) and docs/configuration.md (every key is documented
  * with its type and default, and nothing else is).
  */
 #define _XOPEN_SOURCE 700	/* nftw() */
@@ -36,6 +36,7 @@
 #define GOLDEN_DIR	IOTB_TEST_DATA "/conf"
 #define MERGE_DIR	GOLDEN_DIR "/merge"
 #define SHIPPED		IOTB_SOURCE_ROOT "/conf/iotbridge.yaml"
+#define REFERENCE	IOTB_SOURCE_ROOT "/conf/iotbridge.reference.yaml"
 #define DOCS		IOTB_SOURCE_ROOT "/docs/configuration.md"
 
 /* --- helpers -------------------------------------------------------------- */
@@ -1400,28 +1401,34 @@ test_origins(void **state)
 	cfg_free(cfg);
 }
 
-/* --- the schema against conf/iotbridge.yaml ------------------------------- */
+/* --- the schema against conf/iotbridge.reference.yaml --------------------- */
 
+/* The reference as it stands is exactly the defaults, and so is the small
+ * conffile: a local broker on 127.0.0.1:1883, no aws section. */
 static void
 test_shipped_is_defaults(void **state)
 {
+	static const char *const files[] = { REFERENCE, SHIPPED };
 	struct cfg_diag d = { 0 };
 	struct cfg *shipped, *dflt;
 
-	if (cfg_load_file(SHIPPED, &shipped, &d) != CFG_OK) {
-		print_diag(&d);
-		fail();
-	}
 	assert_int_equal(cfg_defaults(&dflt), CFG_OK);
-	assert_same_config(shipped, dflt);
-	cfg_free(shipped);
+	for (size_t i = 0; i < 2; i++) {
+		if (cfg_load_file(files[i], &shipped, &d) != CFG_OK) {
+			print_diag(&d);
+			fail();
+		}
+		assert_false(shipped->aws.present);
+		assert_same_config(shipped, dflt);
+		cfg_free(shipped);
+	}
 	cfg_free(dflt);
 }
 
 /*
- * The shipped file's convention: "#key: value" and "#- key: value", the '#'
- * right before the key at the key's indentation, are options; "# text" is
- * prose. Uncommenting is deleting that '#'.
+ * The convention of both shipped files: "#key: value" and "#- key: value",
+ * the '#' right before the key at the key's indentation, are options; "# text"
+ * is prose. Uncommenting is deleting that '#'.
  */
 static char *
 uncomment(const char *text)
@@ -1524,11 +1531,11 @@ shipped_key(const struct cfg_key *key, const char *value, void *arg)
 		    strrchr(key->path, '.') + 1);
 		if (strstr(c->text, needle) == NULL)
 			fail_msg("%s is not mentioned in %s", key->path,
-			    SHIPPED);
+			    REFERENCE);
 		return;
 	}
 	if (!pathset_has(c->present, key->path))
-		fail_msg("%s is not in %s", key->path, SHIPPED);
+		fail_msg("%s is not in %s", key->path, REFERENCE);
 }
 
 static void
@@ -1538,7 +1545,7 @@ uncommented_is_default(const struct cfg_key *key, const char *value,
 	if (key->dflt == NULL)
 		return;
 	if (value == NULL || strcmp(value, key->dflt) != 0)
-		fail_msg("%s: the shipped file says %s, the default is %s",
+		fail_msg("%s: the reference says %s, the default is %s",
 		    key->path, value ? value : "(unset)", key->dflt);
 }
 
@@ -1554,7 +1561,7 @@ test_shipped_uncommented(void **state)
 	char *text, *all;
 	size_t len;
 
-	text = slurp(SHIPPED, &len);
+	text = slurp(REFERENCE, &len);
 	all = uncomment(text);
 	assert_true(strlen(all) < len - 50);	/* it did uncomment */
 	if (cfg_load_mem("uncommented.yaml", all, strlen(all), &cfg, &d) !=
@@ -1582,6 +1589,38 @@ test_shipped_uncommented(void **state)
 	yaml_parser_delete(&parser);
 	for (size_t i = 0; i < present.n; i++)
 		free(present.paths[i]);
+	free(all);
+	free(text);
+}
+
+/* The small conffile: what it leaves commented out is what getting-started
+ * tells the operator to fill in, and is valid once uncommented. */
+static void
+test_conffile_uncommented(void **state)
+{
+	struct cfg_diag d = { 0 };
+	struct cfg *cfg;
+	char *text, *all;
+	size_t len;
+
+	text = slurp(SHIPPED, &len);
+	assert_true(len < 4096);
+	all = uncomment(text);
+	if (cfg_load_mem("uncommented.yaml", all, strlen(all), &cfg, &d) !=
+	    CFG_OK) {
+		print_diag(&d);
+		fail();
+	}
+	assert_int_equal(cfg->nlisteners, 1);
+	assert_false(cfg->listeners[0].auth.anonymous);
+	assert_non_null(cfg->listeners[0].auth.password_file);
+	assert_non_null(cfg->listeners[0].auth.acl_file);
+	assert_true(cfg->aws.present);
+	assert_non_null(cfg->aws.endpoint.host);
+	assert_non_null(cfg->aws.client_id);
+	assert_int_equal(cfg->aws.credentials.source, CFG_CRED_PROFILE);
+	assert_int_equal(cfg->nbridge, 2);
+	cfg_free(cfg);
 	free(all);
 	free(text);
 }
@@ -1798,6 +1837,7 @@ main(void)
 		cmocka_unit_test(test_origins),
 		cmocka_unit_test(test_shipped_is_defaults),
 		cmocka_unit_test(test_shipped_uncommented),
+		cmocka_unit_test(test_conffile_uncommented),
 		cmocka_unit_test(test_docs),
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_proxy_env),
