@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "queue/crc32c.h"
+#include "base/crc32c.h"
 
 #define SEG_HDR_LEN	32
 #define SEG_MAGIC	"IOTBQSEG"

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/queue: the CRC-32C check value, append/read/ack, restart,
+ * Unit tests for lib/queue: append/read/ack, restart,
  * both limits under both policies (the AWS SDK's 5-slot, 7-message example),
  * segment roll-over and deletion, recovery from a cut at every byte of the last
  * record and from a flipped bit in every record, out-of-order acks, rewind, a
@@ -22,7 +22,6 @@
 
 #include <cmocka.h>
 
-#include "queue/crc32c.h"
 #include "queue/queue.h"
 
 struct env {
@@ -177,50 +176,6 @@ file_size(const char *path)
 
 	assert_int_equal(stat(path, &sb), 0);
 	return sb.st_size;
-}
-
-static void
-test_crc32c(void **state)
-{
-	const char	*s = "123456789";
-
-	(void)state;
-	assert_int_equal(crc32c_update(0, s, 9), 0xE3069283u);
-	assert_int_equal(crc32c_update(crc32c_update(0, s, 4), s + 4, 5),
-	    0xE3069283u);
-	assert_int_equal(crc32c_update(0, NULL, 0), 0);
-}
-
-/* The eight-at-a-time path agrees with the byte-at-a-time one at every
- * length and alignment, and with RFC 3720's vectors when they are long. */
-static void
-test_crc32c_long(void **state)
-{
-	uint8_t		 buf[600], zeros[96] = { 0 };
-	uint32_t	 x = 12345;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(buf); i++) {
-		x = x * 1103515245u + 12345u;
-		buf[i] = (uint8_t)(x >> 16);
-	}
-	for (size_t off = 0; off < 8; off++)
-		for (size_t n = 0; n + off <= 300; n++) {
-			uint32_t one = 0;
-
-			for (size_t i = 0; i < n; i++)	/* 1 byte: the slow path */
-				one = crc32c_update(one, buf + off + i, 1);
-			assert_int_equal(crc32c_update(0, buf + off, n), one);
-		}
-	/* RFC 3720 B.4: 32 zero bytes; then 96, which takes the fast path */
-	assert_int_equal(crc32c_update(0, zeros, 32), 0x8A9136AAu);
-	{
-		uint32_t one = 0;
-
-		for (size_t i = 0; i < sizeof(zeros); i++)
-			one = crc32c_update(one, zeros + i, 1);
-		assert_int_equal(crc32c_update(0, zeros, sizeof(zeros)), one);
-	}
 }
 
 static void
@@ -931,8 +886,6 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_crc32c),
-		cmocka_unit_test(test_crc32c_long),
 		cmocka_unit_test_setup_teardown(test_append_read_ack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_unacked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seed_drop_oldest, setup, teardown),
