@@ -61,6 +61,50 @@ buf_get_u32(struct buf_reader *r, uint32_t *v)
 	return BUF_OK;
 }
 
+/* n bytes, least significant first; n is at most 8. */
+static enum buf_status
+get_le(struct buf_reader *r, size_t n, uint64_t *v)
+{
+	uint64_t x = 0;
+	size_t i;
+
+	if (r->len < n)
+		return BUF_SHORT;
+	for (i = 0; i < n; i++)
+		x |= (uint64_t)r->ptr[i] << (8 * i);
+	*v = x;
+	advance(r, n);
+	return BUF_OK;
+}
+
+enum buf_status
+buf_get_le16(struct buf_reader *r, uint16_t *v)
+{
+	uint64_t x;
+	enum buf_status st;
+
+	if ((st = get_le(r, 2, &x)) == BUF_OK)
+		*v = (uint16_t)x;
+	return st;
+}
+
+enum buf_status
+buf_get_le32(struct buf_reader *r, uint32_t *v)
+{
+	uint64_t x;
+	enum buf_status st;
+
+	if ((st = get_le(r, 4, &x)) == BUF_OK)
+		*v = (uint32_t)x;
+	return st;
+}
+
+enum buf_status
+buf_get_le64(struct buf_reader *r, uint64_t *v)
+{
+	return get_le(r, 8, v);
+}
+
 enum buf_status
 buf_get_varint(struct buf_reader *r, uint32_t *v)
 {
@@ -177,6 +221,35 @@ buf_put_u32(struct buf_writer *w, uint32_t v)
 	};
 
 	buf_put_bytes(w, b, sizeof(b));
+}
+
+static void
+put_le(struct buf_writer *w, uint64_t v, size_t n)
+{
+	uint8_t b[8];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	buf_put_bytes(w, b, n);
+}
+
+void
+buf_put_le16(struct buf_writer *w, uint16_t v)
+{
+	put_le(w, v, 2);
+}
+
+void
+buf_put_le32(struct buf_writer *w, uint32_t v)
+{
+	put_le(w, v, 4);
+}
+
+void
+buf_put_le64(struct buf_writer *w, uint64_t v)
+{
+	put_le(w, v, 8);
 }
 
 void

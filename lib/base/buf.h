@@ -6,8 +6,10 @@
  * the section's end. A writer fills a caller's buffer, notes the first failure
  * and keeps counting, so one pass both sizes and fills an output. Big-endian
  * integers, the MQTT Variable Byte Integer, and 16-bit length-prefixed byte
- * strings are the vocabulary. Nothing here allocates or keeps a pointer beyond
- * the reader or writer it was given.
+ * strings are the vocabulary of the wire; little-endian integers that of our
+ * own files (the queue's segments and checkpoint, the broker's state file).
+ * Nothing here allocates or keeps a pointer beyond the reader or writer it
+ * was given.
  */
 #ifndef IOTB_BUF_H
 #define IOTB_BUF_H
@@ -65,6 +67,11 @@ enum buf_status	buf_get_u8(struct buf_reader *r, uint8_t *v);
 enum buf_status	buf_get_u16(struct buf_reader *r, uint16_t *v);
 enum buf_status	buf_get_u32(struct buf_reader *r, uint32_t *v);
 
+/* The same in little-endian byte order: the formats of our own files. */
+enum buf_status	buf_get_le16(struct buf_reader *r, uint16_t *v);
+enum buf_status	buf_get_le32(struct buf_reader *r, uint32_t *v);
+enum buf_status	buf_get_le64(struct buf_reader *r, uint64_t *v);
+
 /*
  * MQTT Variable Byte Integer: 1 to 4 bytes, 7 bits each, least significant
  * first. BUF_SHORT when the input ends before the last byte; BUF_MALFORMED
@@ -105,6 +112,9 @@ void		buf_writer_init(struct buf_writer *w, void *out, size_t cap);
 void		buf_put_u8(struct buf_writer *w, uint8_t v);
 void		buf_put_u16(struct buf_writer *w, uint16_t v);
 void		buf_put_u32(struct buf_writer *w, uint32_t v);
+void		buf_put_le16(struct buf_writer *w, uint16_t v);
+void		buf_put_le32(struct buf_writer *w, uint32_t v);
+void		buf_put_le64(struct buf_writer *w, uint64_t v);
 /* Minimal encoding; v above BUF_VARINT_MAX records BUF_RANGE. */
 void		buf_put_varint(struct buf_writer *w, uint32_t v);
 void		buf_put_bytes(struct buf_writer *w, const void *p, size_t n);

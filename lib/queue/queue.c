@@ -6,13 +6,24 @@
  * dropped. Every read goes through scan_next(), which recovery uses too, so
  * the running queue steps over damage exactly as recovery did, and losses are
  * counted by gaps in the sequence numbers, which stay correct whichever of
- * the two meets the damage first.
+ * the two meets the damage first. Bytes on disk are only ever read and
+ * written through queue/qfmt.h.
+ *
+ * Durability is a job of its own (struct queue_sync_job): the queue notes
+ * what became dirty (segments written, the directory changed, the released
+ * position moved, segments retired), a prepare moves all of that into a job
+ * that owns its descriptors and bytes, and whichever thread runs the job
+ * touches nothing here. Segments wholly released are only retired by the
+ * queue; the job that writes a checkpoint past them deletes them after that
+ * checkpoint is durable, so that no crash can leave a checkpoint behind a
+ * hole in the log.
  */
 #include "queue/queue.h"
 
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,26 +32,33 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "queue/crc32c.h"
-
-#define SEG_HDR_LEN	32
-#define SEG_MAGIC	"IOTBQSEG"
-#define CKPT_LEN	32
-#define CKPT_MAGIC	"IOTBQCKP"
-#define CKPT_NAME	"checkpoint"
-#define CKPT_TMP	"checkpoint.tmp"
+#define CKPT_TMP	"checkpoint.tmp"	/* version 1's, removed on sight */
 #define LOCK_NAME	"lock"
-#define FORMAT_VERSION	1
-#define REC_HDR_LEN	QUEUE_RECORD_OVERHEAD
-#define SEQ_LIMIT	((uint64_t)1 << 62)	/* keeps seq arithmetic far from wrapping */
+#define SEQ_LIMIT	QFMT_SEQ_LIMIT	/* keeps seq arithmetic far from wrapping */
 #define READ_CHUNK	65536
 #define SEG_NAME_LEN	20			/* 16 hex digits + ".seg" */
+
+/*
+ * The checkpoint has two slots, overwritten in turn and never renamed: a
+ * write allocates nothing (a full disk can still record the acknowledgements
+ * that free it), and a torn one leaves the other slot, which recovery then
+ * takes. The first is version 1's file.
+ */
+static const char *const ckpt_slot[2] = { "checkpoint", "checkpoint.1" };
 
 struct seg {
 	struct seg	*next;
 	uint64_t	 first_seq;	/* from the file name */
 	uint64_t	 size;		/* bytes in use; never read beyond */
+	uint32_t	 version;	/* of its header, and so of its records */
+	uint32_t	 hlen;		/* header length: records begin there */
+	/* [counted_from, first_seq) were counted lost when it was created */
+	uint64_t	 counted_from;
+	/* Closed (no longer the tail) with writes no job has synced yet: the
+	 * descriptor they were written through, for the next job; else -1. */
+	int		 fd;
 	bool		 dead;		/* header unreadable: no records */
+	bool		 unlinking;	/* retired, and in the job that is out */
 };
 
 /* A record handed out and not yet released. */
@@ -57,11 +75,41 @@ struct slot {
 struct cand {
 	struct seg	*seg;
 	uint64_t	 off;
-	uint64_t	 seq;
-	uint32_t	 len;
-	const uint8_t	*p;		/* the record in the read buffer */
+	struct qfmt_rec	 rec;		/* views into the read buffer */
 	size_t		 slot;		/* window index when resending */
 	bool		 resend;
+};
+
+/*
+ * A sync, captured by queue_sync_prepare(): everything it needs, owned, so
+ * that it can run on any thread while the queue goes on.
+ */
+struct queue_sync_job {
+	int		 dirfd;		/* a dup of the queue's */
+	int		*fds;		/* segments to fdatasync, owned */
+	uint64_t	*fd_seg;	/* first_seq of each fds[i]'s segment */
+	size_t		 nfds;
+	bool		 sync_dir;
+	bool		 fsync;		/* false under fsync never */
+	bool		 ckpt;		/* write ckpt_buf as the checkpoint */
+	uint8_t		 ckpt_buf[QFMT_CKPT_MAX];
+	size_t		 ckpt_len;
+	struct qfmt_ckpt ckpt_val;
+	int		 ckpt_slot;	/* the slot it overwrites */
+	uint64_t	*unlink;	/* first_seq of the segments to delete */
+	bool		*unlinked;
+	size_t		 nunlink;
+	uint64_t	 durable;	/* what success makes durable; 0: nothing */
+	uint64_t	 msgs;		/* appends it makes durable */
+	uint64_t	 bytes;
+	uint64_t	 first_ms;	/* now_ms of the oldest of them */
+	queue_write_fn	*write_fn;
+	void		*write_arg;
+	queue_fsync_fn	*fsync_fn;
+	void		*fsync_arg;
+	bool		 ran;
+	enum queue_status st;
+	int		 err;
 };
 
 struct queue {
@@ -74,6 +122,11 @@ struct queue {
 	struct seg	*tail;
 	struct seg	*rseg;
 	uint32_t	 nsegs;
+	/* Wholly released segments, oldest first, kept until a job deletes
+	 * them behind a durable checkpoint. */
+	struct seg	*retired;
+	struct seg	*retired_last;
+	uint32_t	 nretired;
 
 	uint8_t		*buf;		/* read buffer: buf[0..blen) is bseg at boff */
 	size_t		 bufcap;
@@ -98,8 +151,10 @@ struct queue {
 
 	uint64_t	 next_seq;
 	uint64_t	 released;	/* every seq below is acked or dropped */
-	uint64_t	 ckpt_released;	/* what the checkpoint file says */
 	uint64_t	 durable;
+	struct qfmt_ckpt ckpt;		/* the newest checkpoint on disk */
+	int		 ckpt_slot;	/* where it is; -1: none */
+	bool		 ckpt_unsynced;	/* slots written at open, not synced */
 
 	uint64_t	 ahead_msgs;	/* intact records beyond the frontier */
 	uint64_t	 ahead_bytes;
@@ -108,50 +163,24 @@ struct queue {
 	uint64_t	 lost_known;	/* gaps counted by recovery, not yet walked */
 	uint64_t	 drops[QUEUE_DROPPED_NREASONS];
 
-	bool		 tail_dirty;	/* appended since the last fsync */
-	bool		 dir_dirty;	/* segment created since the last fsync */
+	/* What the next sync job must do. */
+	bool		 tail_dirty;	/* tail written since the last prepare */
+	uint32_t	 ndirty;	/* closed segments with fd != -1 */
+	bool		 dir_dirty;	/* segment created since the last prepare */
+	uint64_t	 pend_msgs;	/* appends since the last prepare */
+	uint64_t	 pend_bytes;
+	uint64_t	 pend_first_ms;
+	struct queue_sync_job *job;	/* the job that is out, if any */
+
 	bool		 force_roll;	/* next append opens a new segment */
 	bool		 trunc_pending;	/* a failed append's bytes are still there */
 };
 
-static void
-le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void
-le32(uint8_t *p, uint32_t v)
-{
-	le16(p, (uint16_t)v);
-	le16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void
-le64(uint8_t *p, uint64_t v)
-{
-	le32(p, (uint32_t)v);
-	le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	return get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
+enum prep_kind {
+	PREP_DATA,	/* records and directory only: fsync always's append */
+	PREP_ALL,	/* and the checkpoint and deletions */
+	PREP_FINAL,	/* and a checkpoint that records the durable position */
+};
 
 static uint64_t
 max64(uint64_t a, uint64_t b)
@@ -163,6 +192,12 @@ static uint64_t
 sub_sat(uint64_t a, uint64_t b)
 {
 	return a > b ? a - b : 0;
+}
+
+static bool
+syncs(const struct queue *q)
+{
+	return q->opts.fsync != QUEUE_FSYNC_NEVER;
 }
 
 static void
@@ -280,91 +315,73 @@ rd_get(struct queue *q, struct seg *s, uint64_t off, size_t n,
 	return q->buf;
 }
 
-/*
- * Does the header at p describe a record of len <= room bytes whose sequence
- * number lies in [lo, hi]? Only the cheap checks: the CRC comes after.
- */
-static bool
-rec_plausible(const uint8_t *p, uint64_t room, uint64_t lo, uint64_t hi,
-    uint32_t *lenp)
-{
-	uint32_t	 len = get32(p);
-	uint64_t	 seq = get64(p + 8);
-	uint64_t	 parts;
-
-	parts = (uint64_t)REC_HDR_LEN + get16(p + 26) + get32(p + 28) +
-	    get32(p + 32);
-	if (len < REC_HDR_LEN || len > QUEUE_RECORD_MAX || len > room ||
-	    parts != len || p[24] > 2)
-		return false;
-	if (seq < lo || seq > hi)
-		return false;
-	*lenp = len;
-	return true;
-}
 
 /*
  * The first intact record in s at or after off that follows prev. Records
  * are numbered without gaps, so the one at off must be exactly prev + 1 (or
- * the segment's first); after k skipped bytes at most k / REC_HDR_LEN records
- * can have been lost, which bounds the candidates so tightly that stepping
- * byte by byte through damage finds the next real record and nothing else.
- * QUEUE_OK with *c filled, QUEUE_EMPTY when s holds no more, QUEUE_IO or
- * QUEUE_NOMEM.
+ * the segment's first); after k skipped bytes at most k / min records can
+ * have been lost (min being the smallest record of the segment's version),
+ * which bounds the candidates so tightly that stepping byte by byte through
+ * damage finds the next real record and nothing else. QUEUE_OK with *c
+ * filled, QUEUE_EMPTY when s holds no more, QUEUE_IO or QUEUE_NOMEM.
  */
 static enum queue_status
 scan_next(struct queue *q, struct seg *s, uint64_t off, uint64_t prev,
     struct cand *c)
 {
 	enum queue_status st = QUEUE_OK;
+	enum qfmt_status fs;
 	const uint8_t	*p;
+	struct qfmt_rec	 r;
 	uint64_t	 base, o;
-	uint32_t	 len;
+	size_t		 min = qfmt_rec_min(s->version), avail;
+	bool		 checked;
 
 	if (s->dead)
 		return QUEUE_EMPTY;
 	base = max64(prev, s->first_seq - 1);
-	for (o = off; o < s->size && s->size - o >= REC_HDR_LEN; o++) {
-		if ((p = rd_get(q, s, o, REC_HDR_LEN, &st)) == NULL)
+	for (o = off; o < s->size && s->size - o >= min; o++) {
+		if ((p = rd_get(q, s, o, min, &st)) == NULL)
 			return st;
-		if (!rec_plausible(p, s->size - o, base + 1,
-		    base + 1 + (o - off) / REC_HDR_LEN, &len))
-			continue;
-		if ((p = rd_get(q, s, o, len, &st)) == NULL)
-			return st;
-		if ((q->vseg != s || q->voff != o) &&
-		    crc32c_update(0, p + 8, len - 8) != get32(p + 4))
+		/* Decode from what the buffer holds: usually the whole record,
+		 * read with its neighbours; only a long one needs a read. */
+		avail = q->blen - (size_t)(o - q->boff);
+		checked = q->vseg == s && q->voff == o;
+		fs = checked ? qfmt_rec_view(s->version, p, avail, &r) :
+		    qfmt_rec_decode(s->version, p, avail, &r);
+		if (fs == QFMT_SHORT && qfmt_rec_head(s->version, p, avail,
+		    &r) == QFMT_OK && r.len <= s->size - o) {
+			if ((p = rd_get(q, s, o, r.len, &st)) == NULL)
+				return st;
+			fs = qfmt_rec_decode(s->version, p, r.len, &r);
+		}
+		if (fs != QFMT_OK || r.seq < base + 1 ||
+		    r.seq > base + 1 + (o - off) / min)
 			continue;
 		q->vseg = s;
 		q->voff = o;
 		memset(c, 0, sizeof(*c));
 		c->seg = s;
 		c->off = o;
-		c->seq = get64(p + 8);
-		c->len = len;
-		c->p = p;
+		c->rec = r;
 		return QUEUE_OK;
 	}
 	return QUEUE_EMPTY;
 }
 
 static void
-rec_view(const uint8_t *p, bool dup, struct queue_rec *r)
+rec_out(const struct qfmt_rec *x, bool dup, struct queue_rec *r)
 {
-	size_t	 tl = get16(p + 26), pl = get32(p + 28), yl = get32(p + 32);
-
 	memset(r, 0, sizeof(*r));
-	r->seq = get64(p + 8);
-	r->time_ms = get64(p + 16);
+	r->seq = x->seq;
+	r->time_ms = x->time_ms;
 	r->dup = dup;
-	r->msg.qos = p[24];
-	r->msg.flags = p[25];
-	r->msg.topic.ptr = p + REC_HDR_LEN;
-	r->msg.topic.len = tl;
-	r->msg.props.ptr = p + REC_HDR_LEN + tl;
-	r->msg.props.len = pl;
-	r->msg.payload.ptr = p + REC_HDR_LEN + tl + pl;
-	r->msg.payload.len = yl;
+	r->msg.qos = x->qos;
+	r->msg.flags = x->flags;
+	r->msg.topic = x->topic;
+	r->msg.props = x->props;
+	r->msg.payload = x->payload;
+	r->msg.expiry_ms = x->expiry_ms;
 }
 
 static struct slot *
@@ -373,8 +390,9 @@ slot_at(struct queue *q, size_t i)
 	return &q->win[(q->whead + i) % q->wcap];
 }
 
+/* Forget every cached reference to s before it leaves the live list. */
 static void
-seg_free(struct queue *q, struct seg *s)
+seg_unref(struct queue *q, struct seg *s)
 {
 	if (q->rseg == s) {
 		close(q->rfd);
@@ -385,49 +403,86 @@ seg_free(struct queue *q, struct seg *s)
 		q->bseg = NULL;
 	if (q->vseg == s)
 		q->vseg = NULL;
-	free(s);
-	q->nsegs--;
 }
 
-/* Delete the segments wholly behind the oldest record still needed. */
+static void
+seg_free(struct queue *q, struct seg *s)
+{
+	seg_unref(q, s);
+	if (s->fd != -1) {
+		close(s->fd);
+		q->ndirty--;
+	}
+	free(s);
+}
+
+/* Move the first live segment to the retired list. */
+static void
+retire_first(struct queue *q)
+{
+	struct seg	*s = q->first;
+
+	q->first = s->next;
+	q->nsegs--;
+	seg_unref(q, s);
+	s->next = NULL;
+	if (q->retired_last != NULL)
+		q->retired_last->next = s;
+	else
+		q->retired = s;
+	q->retired_last = s;
+	q->nretired++;
+}
+
+/*
+ * Retire the segments wholly behind the oldest record still needed: every
+ * number they can hold is below released (the next segment's first is), and
+ * neither the window nor the frontier is in them.
+ */
 static void
 gc(struct queue *q)
 {
 	struct seg	*head;
-	char		 name[SEG_NAME_LEN + 1];
 
 	/* A frontier at the end of a segment is at the start of the next. */
 	while (q->fseg != q->tail && (q->fseg->dead || q->foff >= q->fseg->size)) {
 		q->fseg = q->fseg->next;
-		q->foff = SEG_HDR_LEN;
+		q->foff = q->fseg->hlen;
 	}
 	head = q->wlen > 0 ? slot_at(q, 0)->seg : q->fseg;
-	while (q->first != head && q->first != q->tail) {
-		struct seg *s = q->first;
-
-		seg_name(name, s->first_seq);
-		if (unlinkat(q->dirfd, name, 0) == -1 && errno != ENOENT)
-			break;	/* try again next time */
-		q->first = s->next;
-		seg_free(q, s);
-		q->dir_dirty = true;
-	}
+	while (q->first != head && q->first != q->tail &&
+	    q->released >= q->first->next->first_seq)
+		retire_first(q);
 }
 
 /*
- * The frontier passes everything below upto: sequence numbers at or above
- * released that it never saw as intact records are lost. Those recovery
- * counted already use up lost_known; the rest are new damage.
+ * How many of the numbers in [lo, hi) were counted lost when s was created
+ * (they lie just before it): no one counts them again.
+ */
+static uint64_t
+counted_before(const struct seg *s, uint64_t lo, uint64_t hi)
+{
+	uint64_t	 a = max64(lo, s->counted_from);
+	uint64_t	 b = hi < s->first_seq ? hi : s->first_seq;
+
+	return b > a ? b - a : 0;
+}
+
+/*
+ * The frontier passes everything below upto, the next record (in s) or the
+ * end of the log (s the tail): sequence numbers at or above released that it
+ * never saw as intact records are lost. Those recovery counted already use
+ * up lost_known; the rest are new damage.
  */
 static void
-account_gap(struct queue *q, uint64_t upto)
+account_gap(struct queue *q, uint64_t upto, const struct seg *s)
 {
 	uint64_t	 lo = max64(q->fprev + 1, q->released);
 	uint64_t	 gap, known, fresh;
 
 	if (upto <= lo)
 		return;
-	gap = upto - lo;
+	gap = upto - lo - counted_before(s, lo, upto);
 	known = gap < q->lost_known ? gap : q->lost_known;
 	q->lost_known -= known;
 	fresh = gap - known;
@@ -435,17 +490,35 @@ account_gap(struct queue *q, uint64_t upto)
 	q->ahead_msgs = sub_sat(q->ahead_msgs, fresh);
 }
 
+/*
+ * Move the released position over the done prefix of the window, and over
+ * the numbers the frontier found lost: they are done too, and a checkpoint
+ * past them keeps a restart from counting them again.
+ */
+static void
+release(struct queue *q)
+{
+	while (q->wlen > 0 && slot_at(q, 0)->done) {
+		q->released = slot_at(q, 0)->seq + 1;
+		q->whead = (q->whead + 1) % q->wcap;
+		q->wlen--;
+	}
+	q->released = max64(q->released,
+	    q->wlen > 0 ? slot_at(q, 0)->seq : q->fprev + 1);
+	gc(q);
+}
+
 static void
 front_commit(struct queue *q, const struct cand *c)
 {
-	account_gap(q, c->seq);
-	if (c->seq >= q->released) {
+	account_gap(q, c->rec.seq, c->seg);
+	if (c->rec.seq >= q->released) {
 		q->ahead_msgs = sub_sat(q->ahead_msgs, 1);
-		q->ahead_bytes = sub_sat(q->ahead_bytes, c->len);
+		q->ahead_bytes = sub_sat(q->ahead_bytes, c->rec.len);
 	}
 	q->fseg = c->seg;
-	q->foff = c->off + c->len;
-	q->fprev = c->seq;
+	q->foff = c->off + c->rec.len;
+	q->fprev = c->rec.seq;
 }
 
 /* The next record beyond the frontier, or QUEUE_EMPTY at the end of the log. */
@@ -456,7 +529,7 @@ front_peek(struct queue *q, struct cand *c)
 
 	for (;;) {
 		st = scan_next(q, q->fseg, q->foff, q->fprev, c);
-		if (st == QUEUE_OK && c->seq < q->released) {
+		if (st == QUEUE_OK && c->rec.seq < q->released) {
 			front_commit(q, c);	/* acked before a restart */
 			continue;
 		}
@@ -464,29 +537,18 @@ front_peek(struct queue *q, struct cand *c)
 			return st;
 		if (q->fseg != q->tail) {
 			q->fseg = q->fseg->next;
-			q->foff = SEG_HDR_LEN;
+			q->foff = q->fseg->hlen;
 			gc(q);
 			continue;
 		}
 		/* The end: whatever the counters still expected is gone. */
 		q->foff = q->tail->size;
-		account_gap(q, q->next_seq);
+		account_gap(q, q->next_seq, q->tail);
 		q->fprev = max64(q->fprev, q->next_seq - 1);
 		q->ahead_msgs = q->ahead_bytes = q->lost_known = 0;
+		release(q);
 		return QUEUE_EMPTY;
 	}
-}
-
-/* Move the released position over the done prefix of the window. */
-static void
-release(struct queue *q)
-{
-	while (q->wlen > 0 && slot_at(q, 0)->done) {
-		q->released = slot_at(q, 0)->seq + 1;
-		q->whead = (q->whead + 1) % q->wcap;
-		q->wlen--;
-	}
-	gc(q);
 }
 
 static void
@@ -510,6 +572,7 @@ resend_peek(struct queue *q, struct cand *c)
 {
 	enum queue_status st = QUEUE_OK;
 	const uint8_t	*p;
+	struct qfmt_rec	 r;
 	size_t		 i;
 
 again:
@@ -520,8 +583,8 @@ again:
 			continue;
 		if ((p = rd_get(q, sl->seg, sl->off, sl->len, &st)) == NULL)
 			return st;
-		if (get64(p + 8) != sl->seq ||
-		    crc32c_update(0, p + 8, sl->len - 8) != get32(p + 4)) {
+		if (qfmt_rec_decode(sl->seg->version, p, sl->len, &r) !=
+		    QFMT_OK || r.seq != sl->seq || r.len != sl->len) {
 			/* Damaged since it was sent: it cannot be resent. */
 			slot_drop(q, sl, QUEUE_DROPPED_CORRUPT);
 			release(q);
@@ -530,9 +593,7 @@ again:
 		memset(c, 0, sizeof(*c));
 		c->seg = sl->seg;
 		c->off = sl->off;
-		c->seq = sl->seq;
-		c->len = sl->len;
-		c->p = p;
+		c->rec = r;
 		c->slot = i;
 		c->resend = true;
 		return QUEUE_OK;
@@ -549,13 +610,13 @@ peek(struct queue *q, struct queue_rec *r, struct cand *c)
 
 	if (q->resending && (st = resend_peek(q, c)) != QUEUE_EMPTY) {
 		if (st == QUEUE_OK)
-			rec_view(c->p, true, r);
+			rec_out(&c->rec, true, r);
 		return st;
 	}
 	if (q->wlen == q->wcap)
 		return QUEUE_WINDOW_FULL;
 	if ((st = front_peek(q, c)) == QUEUE_OK)
-		rec_view(c->p, false, r);
+		rec_out(&c->rec, false, r);
 	return st;
 }
 
@@ -577,19 +638,21 @@ queue_next(struct queue *q, struct queue_rec *r)
 	if ((st = peek(q, r, &c)) != QUEUE_OK)
 		return st;
 	if (c.resend) {
-		q->resend_seq = c.seq + 1;
+		q->resend_seq = c.rec.seq + 1;
 		return QUEUE_OK;
 	}
 	front_commit(q, &c);
 	sl = slot_at(q, q->wlen++);
 	sl->seg = c.seg;
 	sl->off = c.off;
-	sl->seq = c.seq;
+	sl->seq = c.rec.seq;
 	sl->time_ms = r->time_ms;
-	sl->len = c.len;
+	sl->len = c.rec.len;
 	sl->done = false;
 	q->win_msgs++;
-	q->win_bytes += c.len;
+	q->win_bytes += c.rec.len;
+	/* Numbers lost just before this record are released at once. */
+	release(q);
 	return QUEUE_OK;
 }
 
@@ -641,29 +704,19 @@ drop_head(struct queue *q)
 	if ((st = front_peek(q, &c)) != QUEUE_OK)
 		return st;
 	front_commit(q, &c);
-	q->released = c.seq + 1;
 	q->drops[QUEUE_DROPPED_OLDEST]++;
-	gc(q);
+	release(q);		/* past it: the window is empty */
 	return QUEUE_OK;
 }
 
 static enum queue_status
-fsync_dir(struct queue *q)
-{
-	if (fsync(q->dirfd) == -1)
-		return QUEUE_IO;
-	q->dir_dirty = false;
-	return QUEUE_OK;
-}
-
-static enum queue_status
-write_all(struct queue *q, int fd, struct iovec *iov, int n)
+write_all(queue_write_fn *fn, void *arg, int fd, struct iovec *iov, int n)
 {
 	ssize_t		 r;
 
 	while (n > 0) {
-		if (q->opts.write_fn != NULL)
-			r = q->opts.write_fn(q->opts.write_arg, fd, iov, n);
+		if (fn != NULL)
+			r = fn(arg, fd, iov, n);
 		else
 			r = writev(fd, iov, n);
 		if (r == -1 && errno == EINTR)
@@ -687,43 +740,44 @@ write_all(struct queue *q, int fd, struct iovec *iov, int n)
 	return QUEUE_OK;
 }
 
-/* Create segment first_seq with its header, synced under fsync always. */
+/*
+ * Create segment first_seq with its header, [counted_from, first_seq) being
+ * the numbers just counted lost before it. Nothing is synced here: the
+ * directory and the new file are marked for the next sync job.
+ */
 static enum queue_status
-seg_create(struct queue *q, uint64_t first_seq, int *fdp)
+seg_create(struct queue *q, uint64_t first_seq, uint64_t counted_from,
+    int *fdp)
 {
 	enum queue_status st;
-	uint8_t		 h[SEG_HDR_LEN] = SEG_MAGIC;
+	struct qfmt_seg	 h = { QFMT_VERSION, first_seq, counted_from };
+	uint8_t		 b[QFMT_SEG_HDR_MAX];
 	char		 name[SEG_NAME_LEN + 1];
-	struct iovec	 iov = { h, sizeof(h) };
+	struct iovec	 iov = { b, sizeof(b) };
+	size_t		 n;
 	int		 fd, e;
 
-	le32(h + 8, FORMAT_VERSION);
-	le32(h + 12, SEG_HDR_LEN);
-	le64(h + 16, first_seq);
-	le32(h + 24, crc32c_update(0, h, 24));
+	if (qfmt_seg_encode(b, sizeof(b), &h, &n) != QFMT_OK) {
+		errno = EOVERFLOW;
+		return QUEUE_IO;
+	}
+	iov.iov_len = n;
 	seg_name(name, first_seq);
 	fd = openat(q->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_APPEND |
 	    O_CLOEXEC, 0600);
 	if (fd == -1)
 		return errno_status();
-	if ((st = write_all(q, fd, &iov, 1)) != QUEUE_OK)
-		goto fail;
-	if (q->opts.fsync != QUEUE_FSYNC_NEVER && fdatasync(fd) == -1) {
-		st = QUEUE_IO;
-		goto fail;
+	if ((st = write_all(q->opts.write_fn, q->opts.write_arg, fd, &iov, 1)) !=
+	    QUEUE_OK) {
+		e = errno;
+		close(fd);
+		unlinkat(q->dirfd, name, 0);
+		errno = e;
+		return st;
 	}
 	q->dir_dirty = true;
-	if (q->opts.fsync == QUEUE_FSYNC_ALWAYS &&
-	    (st = fsync_dir(q)) != QUEUE_OK)
-		goto fail;
 	*fdp = fd;
 	return QUEUE_OK;
-fail:
-	e = errno;
-	close(fd);
-	unlinkat(q->dirfd, name, 0);
-	errno = e;
-	return st;
 }
 
 static enum queue_status
@@ -734,7 +788,11 @@ seg_link(struct queue *q, uint64_t first_seq, struct seg **sp)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return QUEUE_NOMEM;
 	s->first_seq = first_seq;
-	s->size = SEG_HDR_LEN;
+	s->counted_from = first_seq;
+	s->version = QFMT_VERSION;
+	s->hlen = (uint32_t)qfmt_seg_hdr_len(QFMT_VERSION);
+	s->size = s->hlen;
+	s->fd = -1;
 	if (q->tail != NULL)
 		q->tail->next = s;
 	else
@@ -745,21 +803,18 @@ seg_link(struct queue *q, uint64_t first_seq, struct seg **sp)
 	return QUEUE_OK;
 }
 
-/* Close the tail (durable first, unless fsync never) and open a new one. */
+/*
+ * Close the tail and open a new one. The old tail's unsynced writes stay
+ * the next job's business: it keeps the descriptor they went through.
+ */
 static enum queue_status
 seg_roll(struct queue *q)
 {
 	enum queue_status st;
-	struct seg	*s;
+	struct seg	*s, *old = q->tail;
 	int		 fd;
 
-	if (q->tail_dirty && q->opts.fsync != QUEUE_FSYNC_NEVER) {
-		if (fdatasync(q->tailfd) == -1)
-			return QUEUE_IO;
-		q->durable = q->next_seq - 1;
-	}
-	q->tail_dirty = false;
-	if ((st = seg_create(q, q->next_seq, &fd)) != QUEUE_OK)
+	if ((st = seg_create(q, q->next_seq, q->next_seq, &fd)) != QUEUE_OK)
 		return st;
 	if ((st = seg_link(q, q->next_seq, &s)) != QUEUE_OK) {
 		char name[SEG_NAME_LEN + 1];
@@ -769,8 +824,13 @@ seg_roll(struct queue *q)
 		unlinkat(q->dirfd, name, 0);
 		return st;
 	}
-	close(q->tailfd);
+	if (q->tail_dirty && old->fd == -1) {
+		old->fd = q->tailfd;
+		q->ndirty++;
+	} else
+		close(q->tailfd);
 	q->tailfd = fd;
+	q->tail_dirty = syncs(q);
 	q->force_roll = false;
 	return QUEUE_OK;
 }
@@ -786,30 +846,55 @@ over_limit(const struct queue *q, uint64_t len)
 	return q->opts.max_bytes != 0 && bytes + len > q->opts.max_bytes;
 }
 
+static enum queue_status sync_now(struct queue *, enum prep_kind);
+
+/* Take back an append whose record is written but failed its sync. */
+static void
+append_undo(struct queue *q, uint64_t len)
+{
+	q->tail->size -= len;
+	q->ahead_msgs--;
+	q->ahead_bytes -= len;
+	q->next_seq--;
+	q->pend_msgs--;
+	q->pend_bytes -= len;
+}
+
 enum queue_status
 queue_append(struct queue *q, const struct queue_msg *m, uint64_t now_ms,
     uint64_t *seqp)
 {
 	enum queue_status st;
-	uint8_t		 h[REC_HDR_LEN];
+	struct qfmt_rec	 rec;
+	uint8_t		 h[QFMT_REC_HEAD_MAX];
 	struct iovec	 iov[4];
 	uint64_t	 len;
-	uint32_t	 crc;
+	size_t		 hlen;
+	bool		 inline_sync;
 	int		 e;
 
 	if (m->qos > 2 || m->topic.len > 0xffff)
 		return QUEUE_INVALID;
-	if (m->props.len > QUEUE_RECORD_MAX || m->payload.len > QUEUE_RECORD_MAX)
-		return QUEUE_TOO_BIG;
-	len = (uint64_t)REC_HDR_LEN + m->topic.len + m->props.len +
-	    m->payload.len;
-	if (len > QUEUE_RECORD_MAX ||
-	    (q->opts.max_bytes != 0 && len > q->opts.max_bytes))
-		return QUEUE_TOO_BIG;
 	if (q->next_seq >= SEQ_LIMIT) {
 		errno = EOVERFLOW;
 		return QUEUE_IO;
 	}
+	memset(&rec, 0, sizeof(rec));
+	rec.seq = q->next_seq;
+	rec.time_ms = now_ms;
+	rec.expiry_ms = m->expiry_ms;
+	rec.qos = m->qos;
+	rec.flags = m->flags;
+	rec.topic = m->topic;
+	rec.props = m->props;
+	rec.payload = m->payload;
+	if (qfmt_rec_size(QFMT_VERSION, &rec, &len) != QFMT_OK ||
+	    (q->opts.max_bytes != 0 && len > q->opts.max_bytes))
+		return QUEUE_TOO_BIG;
+	inline_sync = q->opts.fsync == QUEUE_FSYNC_ALWAYS &&
+	    !q->opts.deferred_sync;
+	if (inline_sync && q->job != NULL)
+		return QUEUE_BUSY;
 	if (q->trunc_pending) {
 		if (ftruncate(q->tailfd, (off_t)q->tail->size) == -1)
 			goto fail_disk;
@@ -824,7 +909,7 @@ queue_append(struct queue *q, const struct queue_msg *m, uint64_t now_ms,
 		if ((st = drop_head(q)) != QUEUE_OK && st != QUEUE_EMPTY)
 			return st;
 	}
-	if (q->force_roll || (q->tail->size > SEG_HDR_LEN &&
+	if (q->force_roll || (q->tail->size > q->tail->hlen &&
 	    q->tail->size + len > q->opts.segment_max)) {
 		if ((st = seg_roll(q)) != QUEUE_OK) {
 			q->drops[QUEUE_DROPPED_DISK]++;
@@ -832,46 +917,33 @@ queue_append(struct queue *q, const struct queue_msg *m, uint64_t now_ms,
 		}
 	}
 
-	le32(h, (uint32_t)len);
-	le64(h + 8, q->next_seq);
-	le64(h + 16, now_ms);
-	h[24] = m->qos;
-	h[25] = m->flags;
-	le16(h + 26, (uint16_t)m->topic.len);
-	le32(h + 28, (uint32_t)m->props.len);
-	le32(h + 32, (uint32_t)m->payload.len);
-	crc = crc32c_update(0, h + 8, REC_HDR_LEN - 8);
-	crc = crc32c_update(crc, m->topic.ptr, m->topic.len);
-	crc = crc32c_update(crc, m->props.ptr, m->props.len);
-	crc = crc32c_update(crc, m->payload.ptr, m->payload.len);
-	le32(h + 4, crc);
-	iov[0] = (struct iovec){ h, sizeof(h) };
+	(void)qfmt_rec_head_encode(QFMT_VERSION, h, sizeof(h), &rec, &hlen);
+	iov[0] = (struct iovec){ h, hlen };
 	iov[1] = (struct iovec){ (void *)(uintptr_t)m->topic.ptr, m->topic.len };
 	iov[2] = (struct iovec){ (void *)(uintptr_t)m->props.ptr, m->props.len };
 	iov[3] = (struct iovec){ (void *)(uintptr_t)m->payload.ptr,
 	    m->payload.len };
-
-	if ((st = write_all(q, q->tailfd, iov, 4)) != QUEUE_OK)
+	if ((st = write_all(q->opts.write_fn, q->opts.write_arg, q->tailfd, iov,
+	    4)) != QUEUE_OK)
 		goto fail_cut;
-	if (q->opts.fsync == QUEUE_FSYNC_ALWAYS) {
-		if (fdatasync(q->tailfd) == -1) {
-			st = QUEUE_IO;
-			goto fail_cut;
-		}
-		if (q->dir_dirty && (st = fsync_dir(q)) != QUEUE_OK)
-			goto fail_cut;
-		q->durable = q->next_seq;
-	} else if (q->opts.fsync == QUEUE_FSYNC_NEVER)
-		q->durable = q->next_seq;
-	else
-		q->tail_dirty = true;
 
 	q->tail->size += len;
 	q->ahead_msgs++;
 	q->ahead_bytes += len;
-	if (seqp != NULL)
-		*seqp = q->next_seq;
+	if (syncs(q)) {
+		q->tail_dirty = true;
+		if (q->pend_msgs++ == 0)
+			q->pend_first_ms = now_ms;
+		q->pend_bytes += len;
+	} else
+		q->durable = q->next_seq;
 	q->next_seq++;
+	if (inline_sync && (st = sync_now(q, PREP_DATA)) != QUEUE_OK) {
+		append_undo(q, len);
+		goto fail_cut;
+	}
+	if (seqp != NULL)
+		*seqp = rec.seq;
 	return QUEUE_OK;
 
 fail_cut:
@@ -888,71 +960,340 @@ fail_disk:
 	return st;
 }
 
-static enum queue_status
-ckpt_write(struct queue *q)
+/*
+ * Sync jobs. Prepare and complete run on the caller's thread and own the
+ * queue; run owns only the job.
+ */
+
+static void
+job_free(struct queue_sync_job *job)
 {
-	enum queue_status st;
-	uint8_t		 b[CKPT_LEN] = CKPT_MAGIC;
-	struct iovec	 iov = { b, sizeof(b) };
+	size_t		 i;
+	int		 e = errno;
+
+	for (i = 0; i < job->nfds; i++)
+		if (job->fds[i] != -1)
+			close(job->fds[i]);
+	if (job->dirfd != -1)
+		close(job->dirfd);
+	free(job->fds);
+	free(job->fd_seg);
+	free(job->unlink);
+	free(job->unlinked);
+	free(job);
+	errno = e;
+}
+
+static bool
+ckpt_due(const struct queue *q, enum prep_kind kind, uint64_t durable)
+{
+	if (kind == PREP_DATA)
+		return false;
+	if (q->released != q->ckpt.released || q->ckpt_unsynced)
+		return true;
+	/* On close, leave the evidence of how far the log was durable. */
+	return kind == PREP_FINAL && (q->ckpt.version != QFMT_VERSION ||
+	    q->ckpt.durable != durable) && (q->released != 0 || durable != 0);
+}
+
+static enum queue_status
+prepare(struct queue *q, enum prep_kind kind, struct queue_sync_job **jobp)
+{
+	struct queue_sync_job *job;
+	struct seg	*s;
+	bool		 data, ckpt;
+	size_t		 nfds = 0, nunlink = 0, i;
+	uint64_t	 durable;
+
+	*jobp = NULL;
+	if (q->job != NULL)
+		return QUEUE_BUSY;
+	if (q->trunc_pending && ftruncate(q->tailfd, (off_t)q->tail->size) == 0)
+		q->trunc_pending = false;
+	data = syncs(q) && (q->tail_dirty || q->ndirty > 0);
+	/* Nothing dirty means everything appended is durable already. */
+	durable = data ? q->next_seq - 1 : q->durable;
+	ckpt = ckpt_due(q, kind, durable);
+	if (kind != PREP_DATA)
+		nunlink = q->nretired;
+	if (!data && !(syncs(q) && q->dir_dirty) && !ckpt && nunlink == 0)
+		return QUEUE_EMPTY;
+
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		return QUEUE_NOMEM;
+	job->dirfd = -1;
+	if (data)
+		nfds = q->ndirty + (q->tail_dirty ? 1 : 0);
+	if ((nfds > 0 && ((job->fds = calloc(nfds, sizeof(int))) == NULL ||
+	    (job->fd_seg = calloc(nfds, sizeof(uint64_t))) == NULL)) ||
+	    (nunlink > 0 && ((job->unlink = calloc(nunlink,
+	    sizeof(uint64_t))) == NULL || (job->unlinked = calloc(nunlink,
+	    sizeof(bool))) == NULL))) {
+		job_free(job);
+		return QUEUE_NOMEM;
+	}
+	if ((job->dirfd = fcntl(q->dirfd, F_DUPFD_CLOEXEC, 0)) == -1 ||
+	    (data && q->tail_dirty && (job->fds[nfds - 1] =
+	    fcntl(q->tailfd, F_DUPFD_CLOEXEC, 0)) == -1)) {
+		job_free(job);
+		return errno == ENOMEM ? QUEUE_NOMEM : QUEUE_IO;
+	}
+
+	/* Nothing can fail from here on: move the work into the job. The
+	 * closed segments first, oldest first; the tail's dup is the last. */
+	if (data) {
+		struct seg *lists[2] = { q->retired, q->first };
+
+		for (i = 0; i < 2; i++)
+			for (s = lists[i]; s != NULL; s = s->next) {
+				if (s->fd == -1)
+					continue;
+				job->fds[job->nfds] = s->fd;
+				job->fd_seg[job->nfds++] = s->first_seq;
+				s->fd = -1;
+			}
+		assert(job->nfds == q->ndirty);
+		if (q->tail_dirty)
+			job->fd_seg[job->nfds++] = q->tail->first_seq;
+		q->ndirty = 0;
+		q->tail_dirty = false;
+		job->durable = durable;
+		job->msgs = q->pend_msgs;
+		job->bytes = q->pend_bytes;
+		job->first_ms = q->pend_first_ms;
+		q->pend_msgs = q->pend_bytes = q->pend_first_ms = 0;
+	}
+	job->sync_dir = syncs(q) && q->dir_dirty;
+	q->dir_dirty = false;
+	job->fsync = syncs(q);
+	if (ckpt) {
+		job->ckpt = true;
+		job->ckpt_slot = q->ckpt_slot == 0 ? 1 : 0;
+		job->ckpt_val.version = QFMT_VERSION;
+		job->ckpt_val.released = q->released;
+		job->ckpt_val.durable = max64(durable, q->durable);
+		(void)qfmt_ckpt_encode(job->ckpt_buf, sizeof(job->ckpt_buf),
+		    &job->ckpt_val, &job->ckpt_len);
+	}
+	for (s = q->retired, i = 0; i < nunlink; s = s->next, i++) {
+		job->unlink[i] = s->first_seq;
+		s->unlinking = true;
+	}
+	job->nunlink = nunlink;
+	job->write_fn = q->opts.write_fn;
+	job->write_arg = q->opts.write_arg;
+	job->fsync_fn = q->opts.fsync_fn;
+	job->fsync_arg = q->opts.fsync_arg;
+	q->job = job;
+	*jobp = job;
+	return QUEUE_OK;
+}
+
+enum queue_status
+queue_sync_prepare(struct queue *q, struct queue_sync_job **jobp)
+{
+	return prepare(q, PREP_ALL, jobp);
+}
+
+enum queue_status
+queue_sync_prepare_data(struct queue *q, struct queue_sync_job **jobp)
+{
+	return prepare(q, PREP_DATA, jobp);
+}
+
+static int
+job_fsync(struct queue_sync_job *job, int fd, bool data)
+{
+	if (job->fsync_fn != NULL)
+		return job->fsync_fn(job->fsync_arg, fd);
+	return data ? fdatasync(fd) : fsync(fd);
+}
+
+/*
+ * Overwrite the older slot in place and fdatasync it (and the directory if
+ * the slot had to be created): 0, or -1 with errno.
+ */
+static int
+job_ckpt(struct queue_sync_job *job)
+{
+	struct iovec	 iov = { job->ckpt_buf, job->ckpt_len };
+	const char	*name = ckpt_slot[job->ckpt_slot];
+	struct stat	 sb;
+	bool		 created = false;
 	int		 fd, e;
 
-	le32(b + 8, FORMAT_VERSION);
-	le64(b + 16, q->released);
-	le32(b + 24, crc32c_update(0, b, 24));
-	/* A temp file left by a crash would make O_EXCL fail forever. */
-	if (unlinkat(q->dirfd, CKPT_TMP, 0) == -1 && errno != ENOENT)
-		return QUEUE_IO;
-	fd = openat(q->dirfd, CKPT_TMP, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600);
+	fd = openat(job->dirfd, name, O_WRONLY | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT) {
+		fd = openat(job->dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0600);
+		created = true;
+	}
 	if (fd == -1)
-		return errno_status();
-	if ((st = write_all(q, fd, &iov, 1)) != QUEUE_OK)
-		goto fail;
-	if (q->opts.fsync != QUEUE_FSYNC_NEVER && fsync(fd) == -1) {
-		st = QUEUE_IO;
-		goto fail;
+		return -1;
+	/* Longer than what we write (damage, another version): cut the rest,
+	 * which frees and never allocates. */
+	if (write_all(job->write_fn, job->write_arg, fd, &iov, 1) != QUEUE_OK ||
+	    fstat(fd, &sb) == -1 || (sb.st_size > (off_t)job->ckpt_len &&
+	    ftruncate(fd, (off_t)job->ckpt_len) == -1) ||
+	    (job->fsync && job_fsync(job, fd, true) == -1)) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
 	}
-	if (close(fd) == -1) {
-		fd = -1;
-		st = QUEUE_IO;
+	if (close(fd) == -1)
+		return -1;
+	if (created && job->fsync && job_fsync(job, job->dirfd, false) == -1)
+		return -1;
+	return 0;
+}
+
+enum queue_status
+queue_sync_run(struct queue_sync_job *job)
+{
+	char		 name[SEG_NAME_LEN + 1];
+	size_t		 i;
+
+	job->ran = true;
+	for (i = 0; i < job->nfds; i++)
+		if (job_fsync(job, job->fds[i], true) == -1)
+			goto fail;
+	if (job->sync_dir && job_fsync(job, job->dirfd, false) == -1)
 		goto fail;
-	}
-	fd = -1;
-	if (renameat(q->dirfd, CKPT_TMP, q->dirfd, CKPT_NAME) == -1) {
-		st = errno_status();
+	if (job->ckpt && job_ckpt(job) == -1)
 		goto fail;
+	/* Only now is every record in these segments released on disk. */
+	for (i = 0; i < job->nunlink; i++) {
+		seg_name(name, job->unlink[i]);
+		job->unlinked[i] = unlinkat(job->dirfd, name, 0) == 0 ||
+		    errno == ENOENT;
 	}
-	if (q->opts.fsync != QUEUE_FSYNC_NEVER && (st = fsync_dir(q)) != QUEUE_OK)
-		return st;
-	q->ckpt_released = q->released;
+	job->st = QUEUE_OK;
 	return QUEUE_OK;
 fail:
-	e = errno;
-	if (fd != -1)
-		close(fd);
-	unlinkat(q->dirfd, CKPT_TMP, 0);
-	errno = e;
-	return st;
+	job->err = errno;
+	job->st = errno_status();
+	if (job->st == QUEUE_NOMEM)
+		job->st = QUEUE_IO;
+	return job->st;
+}
+
+static struct seg *
+seg_find(struct queue *q, uint64_t first_seq)
+{
+	struct seg	*lists[2] = { q->retired, q->first }, *s;
+	size_t		 i;
+
+	for (i = 0; i < 2; i++)
+		for (s = lists[i]; s != NULL; s = s->next)
+			if (s->first_seq == first_seq)
+				return s;
+	return NULL;
+}
+
+/*
+ * A job failed or was cancelled: what it carried becomes the next job's
+ * again. A descriptor goes back to its segment (unless that is the tail, or
+ * already has one: the same file, synced through that one), so that the
+ * next job syncs exactly what this one did not.
+ */
+static void
+job_give_back(struct queue *q, struct queue_sync_job *job)
+{
+	struct seg	*s;
+	size_t		 i;
+
+	for (i = 0; i < job->nfds; i++) {
+		s = seg_find(q, job->fd_seg[i]);
+		if (s == q->tail)
+			q->tail_dirty = true;
+		else if (s != NULL && s->fd == -1) {
+			s->fd = job->fds[i];
+			job->fds[i] = -1;
+			q->ndirty++;
+		}
+	}
+	if (job->sync_dir)
+		q->dir_dirty = true;
+	if (job->msgs > 0) {
+		q->pend_first_ms = q->pend_msgs > 0 ?
+		    (job->first_ms < q->pend_first_ms ? job->first_ms :
+		    q->pend_first_ms) : job->first_ms;
+		q->pend_msgs += job->msgs;
+		q->pend_bytes += job->bytes;
+	}
+	for (s = q->retired; s != NULL; s = s->next)
+		s->unlinking = false;
+}
+
+enum queue_status
+queue_sync_complete(struct queue *q, struct queue_sync_job *job)
+{
+	enum queue_status st;
+	struct seg	*s;
+	size_t		 i;
+
+	assert(job == q->job);
+	q->job = NULL;
+	if (!job->ran) {
+		job->st = QUEUE_IO;
+		job->err = ECANCELED;
+	}
+	if ((st = job->st) != QUEUE_OK) {
+		int e = job->err;
+
+		job_give_back(q, job);
+		job_free(job);
+		errno = e;
+		return st;
+	}
+	q->durable = max64(q->durable, job->durable);
+	if (job->ckpt) {
+		q->ckpt = job->ckpt_val;
+		q->ckpt_slot = job->ckpt_slot;
+		q->ckpt_unsynced = false;
+	}
+	/* The retired list starts with the job's segments, in its order. */
+	for (i = 0; i < job->nunlink; i++) {
+		s = q->retired;
+		assert(s != NULL && s->first_seq == job->unlink[i]);
+		s->unlinking = false;
+		if (!job->unlinked[i])
+			break;		/* kept, in order; the next job retries */
+		q->retired = s->next;
+		if (q->retired == NULL)
+			q->retired_last = NULL;
+		q->nretired--;
+		seg_free(q, s);
+	}
+	for (s = q->retired; s != NULL; s = s->next)
+		s->unlinking = false;
+	job_free(job);
+	return QUEUE_OK;
+}
+
+uint64_t
+queue_sync_job_seq(const struct queue_sync_job *job)
+{
+	return job->durable;
+}
+
+static enum queue_status
+sync_now(struct queue *q, enum prep_kind kind)
+{
+	struct queue_sync_job *job;
+	enum queue_status st;
+
+	if ((st = prepare(q, kind, &job)) != QUEUE_OK)
+		return st == QUEUE_EMPTY ? QUEUE_OK : st;
+	(void)queue_sync_run(job);
+	return queue_sync_complete(q, job);
 }
 
 enum queue_status
 queue_sync(struct queue *q)
 {
-	if (q->trunc_pending && ftruncate(q->tailfd, (off_t)q->tail->size) == 0)
-		q->trunc_pending = false;
-	if (q->tail_dirty) {
-		if (q->opts.fsync != QUEUE_FSYNC_NEVER &&
-		    fdatasync(q->tailfd) == -1)
-			return QUEUE_IO;
-		q->tail_dirty = false;
-		q->durable = q->next_seq - 1;
-	}
-	if (q->dir_dirty && q->opts.fsync != QUEUE_FSYNC_NEVER &&
-	    fsync_dir(q) != QUEUE_OK)
-		return QUEUE_IO;
-	if (q->released != q->ckpt_released)
-		return ckpt_write(q);
-	return QUEUE_OK;
+	return sync_now(q, PREP_ALL);
 }
 
 uint64_t
@@ -961,33 +1302,115 @@ queue_durable_seq(const struct queue *q)
 	return q->durable;
 }
 
+void
+queue_sync_info(const struct queue *q, struct queue_sync_info *si)
+{
+	const struct queue_sync_job *job = q->job;
+	uint32_t	 unlinkable = q->nretired;
+
+	memset(si, 0, sizeof(*si));
+	si->unsynced_msgs = q->pend_msgs;
+	si->unsynced_bytes = q->pend_bytes;
+	si->unsynced_since_ms = q->pend_msgs > 0 ? q->pend_first_ms : 0;
+	if (job != NULL) {
+		si->unsynced_msgs += job->msgs;
+		si->unsynced_bytes += job->bytes;
+		if (job->msgs > 0)
+			si->unsynced_since_ms = job->first_ms;
+		unlinkable -= (uint32_t)job->nunlink;
+	}
+	si->checkpoint_seq = q->ckpt.released;
+	si->in_progress = job != NULL;
+	si->pending = (syncs(q) && (q->tail_dirty || q->ndirty > 0 ||
+	    q->dir_dirty)) || q->released != q->ckpt.released ||
+	    q->ckpt_unsynced ||
+	    unlinkable > 0;
+}
+
 /*
  * Recovery.
  */
 
-/* The checkpoint's released position, or 0 (resend everything) if unusable. */
-static uint64_t
+/*
+ * Read both checkpoint slots; the newest intact one goes to q->ckpt. Both
+ * missing or damaged: version 0 with released 0 (resend everything).
+ * QUEUE_VERSION when either is a later version's.
+ */
+static enum queue_status
 ckpt_read(struct queue *q, struct queue_recovery *rep)
 {
-	uint8_t		 b[CKPT_LEN + 1];
+	uint8_t		 b[QFMT_HDR_MAX + 1];
+	struct qfmt_ckpt c;
+	enum qfmt_status st;
+	bool		 found = false;
 	ssize_t		 n;
-	uint64_t	 v;
-	int		 fd;
+	int		 fd, i;
 
-	if ((fd = openat(q->dirfd, CKPT_NAME, O_RDONLY | O_CLOEXEC)) == -1) {
+	memset(&q->ckpt, 0, sizeof(q->ckpt));
+	q->ckpt_slot = -1;
+	for (i = 0; i < 2; i++) {
+		if ((fd = openat(q->dirfd, ckpt_slot[i], O_RDONLY |
+		    O_CLOEXEC)) == -1)
+			continue;
+		found = true;
+		n = pread(fd, b, sizeof(b), 0);
+		close(fd);
+		st = n < 0 ? QFMT_SHORT : qfmt_ckpt_decode(b, (size_t)n, &c);
+		if (st == QFMT_NEWER) {
+			rep->newer_version = c.version;
+			return QUEUE_VERSION;
+		}
+		if (st != QFMT_OK)
+			continue;
+		/* released and durable only grow: the larger is newer (and
+		 * on a tie, the later version) */
+		if (q->ckpt_slot == -1 || c.released > q->ckpt.released ||
+		    (c.released == q->ckpt.released &&
+		    (c.durable > q->ckpt.durable ||
+		    (c.durable == q->ckpt.durable &&
+		    c.version > q->ckpt.version)))) {
+			q->ckpt = c;
+			q->ckpt_slot = i;
+		}
+	}
+	if (!found)
 		rep->checkpoint_missing = true;
-		return 0;
-	}
-	n = pread(fd, b, sizeof(b), 0);
-	close(fd);
-	v = get64(b + 16);
-	if (n != CKPT_LEN || memcmp(b, CKPT_MAGIC, 8) != 0 ||
-	    get32(b + 8) != FORMAT_VERSION ||
-	    crc32c_update(0, b, 24) != get32(b + 24) || v >= SEQ_LIMIT) {
+	else if (q->ckpt_slot == -1)
 		rep->checkpoint_bad = true;
-		return 0;
+	rep->checkpoint_version = q->ckpt.version;
+	return QUEUE_OK;
+}
+
+/*
+ * Give both slots their disk space now, so that no later checkpoint needs
+ * any: a missing slot is written with what recovery established (which the
+ * files on disk agree with), unsynced; the first job writes a synced one.
+ */
+static void
+ckpt_prealloc(struct queue *q)
+{
+	struct qfmt_ckpt c = { QFMT_VERSION, q->released, q->ckpt.durable };
+	uint8_t		 b[QFMT_CKPT_MAX];
+	struct iovec	 iov;
+	size_t		 n;
+	int		 fd, i;
+
+	(void)unlinkat(q->dirfd, CKPT_TMP, 0);
+	if (qfmt_ckpt_encode(b, sizeof(b), &c, &n) != QFMT_OK)
+		return;
+	for (i = 0; i < 2; i++) {
+		fd = openat(q->dirfd, ckpt_slot[i], O_WRONLY | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0600);
+		if (fd == -1)
+			continue;	/* there already, or retried at a sync */
+		iov = (struct iovec){ b, n };
+		if (write_all(q->opts.write_fn, q->opts.write_arg, fd, &iov, 1) !=
+		    QUEUE_OK)
+			(void)ftruncate(fd, 0);	/* no half slot */
+		close(fd);
+		q->dir_dirty = true;
+		q->ckpt_unsynced = true;
 	}
-	return v;
 }
 
 static int
@@ -1041,35 +1464,85 @@ out:
 	return st;
 }
 
-/* Size the segment and check its header; a bad one becomes dead. */
+/*
+ * Size the segment and read its header: a bad one makes it dead (damage),
+ * a later version's makes the open fail before anything is changed.
+ */
 static enum queue_status
-seg_check(struct queue *q, struct seg *s, int fd)
+seg_check(struct queue *q, struct seg *s, struct queue_recovery *rep)
 {
 	enum queue_status st = QUEUE_OK;
 	const uint8_t	*h;
+	struct qfmt_seg	 hdr;
 	struct stat	 sb;
+	size_t		 n;
+	int		 fd;
 
-	if (fstat(fd, &sb) == -1)
-		return QUEUE_IO;
-	s->size = (uint64_t)sb.st_size;
-	if (s->size < SEG_HDR_LEN) {
-		s->dead = true;
+	s->dead = true;		/* until proved readable */
+	if ((fd = rd_fd(q, s)) == -1 || fstat(fd, &sb) == -1) {
+		s->size = s->hlen;
 		return QUEUE_OK;
 	}
-	if ((h = rd_get(q, s, 0, SEG_HDR_LEN, &st)) == NULL)
-		return st;
-	if (memcmp(h, SEG_MAGIC, 8) != 0 || get32(h + 8) != FORMAT_VERSION ||
-	    get32(h + 12) != SEG_HDR_LEN || get64(h + 16) != s->first_seq ||
-	    crc32c_update(0, h, 24) != get32(h + 24))
-		s->dead = true;
+	s->size = (uint64_t)sb.st_size;
+	n = s->size < QFMT_HDR_MAX ? (size_t)s->size : QFMT_HDR_MAX;
+	if (n == 0)
+		return QUEUE_OK;
+	if ((h = rd_get(q, s, 0, n, &st)) == NULL) {
+		s->size = s->hlen;
+		return st == QUEUE_NOMEM ? st : QUEUE_OK;
+	}
+	switch (qfmt_seg_decode(h, n, &hdr)) {
+	case QFMT_OK:
+		if (hdr.first_seq != s->first_seq)
+			break;
+		s->version = hdr.version;
+		s->hlen = (uint32_t)qfmt_seg_hdr_len(hdr.version);
+		s->counted_from = hdr.counted_from;
+		s->dead = false;
+		if (hdr.version < QFMT_VERSION)
+			rep->segments_old++;
+		break;
+	case QFMT_NEWER:
+		rep->newer_version = hdr.version;
+		return QUEUE_VERSION;
+	default:
+		break;
+	}
 	return QUEUE_OK;
+}
+
+/* Unlink the dead last segment: nothing readable, nothing to keep. */
+static void
+tail_drop(struct queue *q)
+{
+	struct seg	*s = q->tail, *p;
+	char		 name[SEG_NAME_LEN + 1];
+
+	for (p = q->first; p != s && p->next != s; p = p->next)
+		;
+	if (p == s)
+		q->first = q->tail = NULL;
+	else {
+		p->next = NULL;
+		q->tail = p;
+	}
+	q->nsegs--;
+	close(q->tailfd);
+	q->tailfd = -1;
+	seg_name(name, s->first_seq);
+	unlinkat(q->dirfd, name, 0);
+	q->dir_dirty = true;
+	seg_free(q, s);
 }
 
 /*
  * Walk every record once. Counts what is queued, counts sequence gaps as
- * lost, cuts the last segment back to its last intact record, and removes
- * leading segments with nothing unacknowledged. An unreadable spot ends its
- * segment without failing the open: the frontier will stop there too.
+ * lost (but not those a segment header says were counted when it was made),
+ * cuts the last segment back to its last intact record, and retires leading
+ * segments with nothing unacknowledged. An unreadable spot ends its segment
+ * without failing the open: the frontier will stop there too. Nothing is
+ * changed on disk before every header has been read, so that a later
+ * version's queue is refused untouched.
  */
 static enum queue_status
 recover(struct queue *q, struct queue_recovery *rep)
@@ -1077,46 +1550,58 @@ recover(struct queue *q, struct queue_recovery *rep)
 	enum queue_status st = QUEUE_EMPTY;
 	struct seg	*s, *next;
 	struct cand	 c;
-	uint64_t	 prev = 0, off, lo;
-	bool		 prefix = true, live, cut = true;
+	uint64_t	 prev = 0, off, lo, want;
+	bool		 prefix = true, live, cut = true, fresh = false;
 	char		 name[SEG_NAME_LEN + 1];
 	int		 fd;
 
-	q->released = q->ckpt_released = ckpt_read(q, rep);
-	rep->acked = q->released;
+	if ((st = ckpt_read(q, rep)) != QUEUE_OK)
+		return st;
 	if (q->tail != NULL) {
 		seg_name(name, q->tail->first_seq);
 		q->tailfd = openat(q->dirfd, name, O_RDWR | O_APPEND | O_CLOEXEC);
 		if (q->tailfd == -1)
 			return errno_status();
 	}
-	for (s = q->first; s != NULL; s = next) {
-		next = s->next;
+	for (s = q->first; s != NULL; s = s->next) {
 		rep->segments++;
-		fd = rd_fd(q, s);
-		if (fd == -1 || seg_check(q, s, fd) != QUEUE_OK) {
-			s->dead = true;		/* unreadable: nothing in it */
-			s->size = SEG_HDR_LEN;
-		}
+		if ((st = seg_check(q, s, rep)) != QUEUE_OK)
+			return st;
 		if (s->dead)
 			rep->segments_bad++;
+	}
+	q->released = q->ckpt.released;
+	/*
+	 * Numbers below the first segment: version 2 deletes a segment only
+	 * after a checkpoint past it is durable, so with its checkpoint at
+	 * hand a hole there is lost data. Without one (missing, damaged) or
+	 * with version 1's (which deleted segments first), the hole is what
+	 * deletion left: those numbers were released.
+	 */
+	if (q->first != NULL && q->ckpt.version < 2)
+		q->released = max64(q->released, q->first->first_seq);
+	for (s = q->first; s != NULL; s = next) {
+		next = s->next;
 		live = false;
-		off = SEG_HDR_LEN;
+		off = s->hlen;
 		while (!s->dead &&
 		    (st = scan_next(q, s, off, prev, &c)) == QUEUE_OK) {
 			rep->skipped_bytes += c.off - off;
 			lo = max64(prev + 1, q->released);
-			if (c.seq > lo)
-				rep->lost += c.seq - lo;
-			if (c.seq >= q->released) {
+			if (c.rec.seq > lo)
+				rep->lost += c.rec.seq - lo -
+				    counted_before(s, lo, c.rec.seq);
+			if (c.rec.seq >= q->released) {
 				q->ahead_msgs++;
-				q->ahead_bytes += c.len;
+				q->ahead_bytes += c.rec.len;
 				live = true;
 			}
-			prev = c.seq;
-			off = c.off + c.len;
+			prev = c.rec.seq;
+			off = c.off + c.rec.len;
 		}
 		if (!s->dead && st != QUEUE_EMPTY) {
+			if (st == QUEUE_NOMEM)
+				return st;
 			s->size = off;		/* unreadable beyond */
 			if (next == NULL) {
 				q->force_roll = true;
@@ -1134,63 +1619,100 @@ recover(struct queue *q, struct queue_recovery *rep)
 		} else if (!s->dead && off < s->size)
 			rep->skipped_bytes += s->size - off;
 		if (prefix && !live && next != NULL) {
-			seg_name(name, s->first_seq);
-			if (unlinkat(q->dirfd, name, 0) == 0) {
-				q->first = next;
-				seg_free(q, s);
-				q->fprev = prev;
-				continue;
-			}
+			/* Nothing to send in it: every number it can hold is
+			 * done, once the lost ones are counted. */
+			lo = max64(prev + 1, q->released);
+			if (next->first_seq > lo)
+				rep->lost += next->first_seq - lo -
+				    counted_before(next, lo, next->first_seq);
+			q->released = max64(q->released, next->first_seq);
+			prev = max64(prev, next->first_seq - 1);
+			q->fprev = prev;
+			retire_first(q);
+			continue;
 		}
 		prefix = false;
 	}
+	/* A dead last segment goes; appends never go into the one before,
+	 * which may end in damage: a new tail follows it. */
+	if (q->tail != NULL && q->tail->dead) {
+		tail_drop(q);
+		fresh = true;
+	}
 
-	/* The tail: the last segment if it is readable, else a new one. */
-	s = q->tail;
-	if (s != NULL && s->dead) {
-		for (q->tail = q->first; q->tail != NULL &&
-		    q->tail->next != s; q->tail = q->tail->next)
-			;
-		if (q->tail != NULL)
-			q->tail->next = NULL;
-		else
-			q->first = NULL;
-		close(q->tailfd);
-		q->tailfd = -1;
-		seg_name(name, s->first_seq);
-		unlinkat(q->dirfd, name, 0);
-		seg_free(q, s);
+	/*
+	 * The next number: past everything seen, released, and past what the
+	 * checkpoint says was durable: records cut from the tail since are
+	 * lost, and their numbers are never used again.
+	 */
+	want = max64(max64(q->released, prev + 1),
+	    (q->ckpt.durable < SEQ_LIMIT - 2 ? q->ckpt.durable :
+	    SEQ_LIMIT - 2) + 1);
+	if (q->tail != NULL)
+		want = max64(want, q->tail->first_seq);
+	lo = max64(prev + 1, q->released);
+	if (want > lo)
+		rep->lost += want - lo - (q->tail != NULL ?
+		    counted_before(q->tail, lo, want) : 0);
+	/* a new segment's name comes after the last one's (an empty one's
+	 * first number was never used: skipped, not lost) */
+	if (fresh && q->tail != NULL && want <= q->tail->first_seq)
+		want = q->tail->first_seq + 1;
+	s = fresh ? NULL : q->tail;
+	if (s != NULL && cut && rep->torn_bytes > 0 &&
+	    ftruncate(q->tailfd, (off_t)s->size) == -1)
+		q->force_roll = true;	/* leave the torn bytes be */
+	if (s != NULL && (want != max64(prev + 1, s->first_seq) ||
+	    s->version != QFMT_VERSION) && s->size <= s->hlen &&
+	    s->first_seq >= want) {
+		tail_drop(q);		/* empty, and in the way */
 		s = NULL;
 	}
-	if (s != NULL) {
-		if (cut && rep->torn_bytes > 0 &&
-		    (ftruncate(q->tailfd, (off_t)s->size) == -1 ||
-		    (q->opts.fsync != QUEUE_FSYNC_NEVER &&
-		    fdatasync(q->tailfd) == -1)))
-			q->force_roll = true;	/* leave the torn bytes be */
-		q->next_seq = max64(max64(q->released, prev + 1), s->first_seq);
-		if (q->next_seq != max64(prev + 1, s->first_seq))
-			q->force_roll = true;	/* keep each segment gapless */
-	} else {
-		q->next_seq = max64(max64(q->released, prev + 1),
-		    q->tail != NULL ? q->tail->first_seq + 1 : 1);
-		if ((st = seg_create(q, q->next_seq, &q->tailfd)) != QUEUE_OK)
+	if (s == NULL || want != max64(prev + 1, s->first_seq) ||
+	    s->version != QFMT_VERSION) {
+		/*
+		 * A new tail at once, rather than at the next append: its
+		 * header records the numbers just counted lost before it, so
+		 * that no later recovery counts them again; and new records
+		 * are written in our version.
+		 */
+		uint64_t from = want > lo ? lo : want;
+
+		if ((st = seg_create(q, want, from, &fd)) != QUEUE_OK)
 			return st;
-		if ((st = seg_link(q, q->next_seq, &s)) != QUEUE_OK)
+		if ((st = seg_link(q, want, &s)) != QUEUE_OK) {
+			close(fd);
 			return st;
+		}
+		s->counted_from = from;
+		if (q->tailfd != -1) {
+			/* the old tail's unsynced bytes: the first job's */
+			struct seg *old;
+
+			for (old = q->first; old->next != s; old = old->next)
+				;
+			if (syncs(q)) {
+				old->fd = q->tailfd;
+				q->ndirty++;
+			} else
+				close(q->tailfd);
+		}
+		q->tailfd = fd;
+		q->force_roll = false;
 	}
-	/* Numbers handed out before the crash whose records are gone. */
-	lo = max64(prev + 1, q->released);
-	if (q->next_seq > lo)
-		rep->lost += q->next_seq - lo;
+	q->next_seq = want;
 	rep->records = q->ahead_msgs;
+	rep->acked = q->released;
 	q->lost_known = rep->lost;
 	q->drops[QUEUE_DROPPED_CORRUPT] = rep->lost;
 	q->durable = q->next_seq - 1;
 	q->fseg = q->first;
-	q->foff = SEG_HDR_LEN;
-	if (q->ckpt_released < q->released)
-		q->ckpt_released = q->released;
+	q->foff = q->first->hlen;
+	/* What recovery read may be in the page cache only (a crash of the
+	 * process, not of the machine) and what it changed is not synced:
+	 * the first job makes both durable. */
+	q->tail_dirty = syncs(q);
+	ckpt_prealloc(q);
 	return QUEUE_OK;
 }
 
@@ -1270,20 +1792,25 @@ queue_close(struct queue *q)
 {
 	if (q == NULL)
 		return;
-	(void)queue_sync(q);
+	assert(q->job == NULL);
+	(void)sync_now(q, PREP_FINAL);
 	destroy(q);
 }
 
 static void
 destroy(struct queue *q)
 {
-	struct seg	*s, *next;
+	struct seg	*lists[2] = { q->first, q->retired }, *s, *next;
+	size_t		 i;
 	int		 e = errno;
 
-	for (s = q->first; s != NULL; s = next) {
-		next = s->next;
-		free(s);
-	}
+	for (i = 0; i < 2; i++)
+		for (s = lists[i]; s != NULL; s = next) {
+			next = s->next;
+			if (s->fd != -1)
+				close(s->fd);
+			free(s);
+		}
 	if (q->tailfd != -1)
 		close(q->tailfd);
 	if (q->rfd != -1)
@@ -1302,16 +1829,18 @@ destroy(struct queue *q)
 static uint64_t
 front_time(struct queue *q)
 {
-	uint8_t		 h[REC_HDR_LEN];
+	uint8_t		 h[QFMT_REC_HEAD_MAX];
+	struct qfmt_rec	 r;
 	struct seg	*s = q->fseg;
 	uint64_t	 off = q->foff;
 	char		 name[SEG_NAME_LEN + 1];
 	ssize_t		 n;
 	int		 fd;
 
-	while (s != NULL && (s->dead || off + REC_HDR_LEN > s->size)) {
+	while (s != NULL && (s->dead ||
+	    off + qfmt_rec_min(s->version) > s->size)) {
 		s = s->next;
-		off = SEG_HDR_LEN;
+		off = s != NULL ? s->hlen : 0;
 	}
 	if (s == NULL)
 		return 0;
@@ -1322,16 +1851,19 @@ front_time(struct queue *q)
 		if ((fd = openat(q->dirfd, name, O_RDONLY | O_CLOEXEC)) == -1)
 			return 0;
 	}
-	n = pread(fd, h, sizeof(h), (off_t)off);
+	n = pread(fd, h, qfmt_rec_min(s->version), (off_t)off);
 	if (fd != q->tailfd)
 		close(fd);
-	return n == REC_HDR_LEN ? get64(h + 16) : 0;
+	if (n < 0 || qfmt_rec_head(s->version, h, (size_t)n, &r) != QFMT_OK)
+		return 0;
+	return r.time_ms;
 }
 
 void
 queue_stats(struct queue *q, struct queue_stats *st)
 {
-	struct seg	*s;
+	struct seg	*lists[2] = { q->first, q->retired }, *s;
+	size_t		 i;
 
 	memset(st, 0, sizeof(*st));
 	st->depth_msgs = q->ahead_msgs + q->win_msgs;
@@ -1345,11 +1877,12 @@ queue_stats(struct queue *q, struct queue_stats *st)
 	st->next_seq = q->next_seq;
 	st->durable_seq = q->durable;
 	st->acked_seq = q->released;
-	st->segments = q->nsegs;
-	for (s = q->first; s != NULL; s = s->next)
-		st->disk_bytes += s->size;
-	st->mem_bytes = sizeof(*q) + q->nsegs * sizeof(struct seg) +
-	    q->wcap * sizeof(struct slot) + q->bufcap;
+	st->segments = q->nsegs + q->nretired;
+	for (i = 0; i < 2; i++)
+		for (s = lists[i]; s != NULL; s = s->next)
+			st->disk_bytes += s->size;
+	st->mem_bytes = sizeof(*q) + (q->nsegs + q->nretired) *
+	    sizeof(struct seg) + q->wcap * sizeof(struct slot) + q->bufcap;
 }
 
 const char *
@@ -1367,6 +1900,9 @@ queue_strerror(enum queue_status st)
 	case QUEUE_LOCKED:	return "queue locked by another process";
 	case QUEUE_INVALID:	return "invalid argument";
 	case QUEUE_NOMEM:	return "out of memory";
+	case QUEUE_BUSY:	return "a queue sync is already in progress";
+	case QUEUE_VERSION:	return "queue written by a newer version of "
+				    "iotbridge";
 	}
 	return "unknown queue status";
 }

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "base/utf8.h"
-#include "queue/crc32c.h"
+#include "base/crc32c.h"
 #include "topic/topic.h"
 
 static const uint8_t state_magic[8] = { 'I', 'O', 'T', 'B', 'S', 'T', 0, 1 };
@@ -49,45 +49,20 @@ enum state_kind {
 #define SUB_RAP		0x02
 #define MSG_RETAIN	0x01
 
-/* --- little-endian fields over buf.h (whose integers are big endian) ---- */
-
-static void
-put_le(struct buf_writer *w, uint64_t v, size_t n)
-{
-	uint8_t b[8];
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-	buf_put_bytes(w, b, n);
-}
+/* --- length-prefixed strings, little endian (buf.h) ---------------------- */
 
 static void
 put_str16(struct buf_writer *w, struct buf_view v)
 {
-	put_le(w, v.len, 2);
+	buf_put_le16(w, (uint16_t)v.len);
 	buf_put_bytes(w, v.ptr, v.len);
 }
 
 static void
 put_str32(struct buf_writer *w, struct buf_view v)
 {
-	put_le(w, v.len, 4);
+	buf_put_le32(w, (uint32_t)v.len);
 	buf_put_bytes(w, v.ptr, v.len);
-}
-
-static bool
-get_le(struct buf_reader *r, size_t n, uint64_t *v)
-{
-	struct buf_view b;
-	size_t i;
-
-	if (buf_get_bytes(r, n, &b) != BUF_OK)
-		return false;
-	*v = 0;
-	for (i = 0; i < n; i++)
-		*v |= (uint64_t)b.ptr[i] << (8 * i);
-	return true;
 }
 
 static bool
@@ -99,23 +74,30 @@ get_u8(struct buf_reader *r, uint8_t *v)
 static bool
 get_u16(struct buf_reader *r, uint16_t *v)
 {
-	uint64_t x;
-
-	if (!get_le(r, 2, &x))
-		return false;
-	*v = (uint16_t)x;
-	return true;
+	return buf_get_le16(r, v) == BUF_OK;
 }
 
-/* A length-prefixed string; the reader does not move unless all of it is
- * there. */
 static bool
-get_str(struct buf_reader *r, size_t lenbytes, struct buf_view *v)
+get_u64(struct buf_reader *r, uint64_t *v)
+{
+	return buf_get_le64(r, v) == BUF_OK;
+}
+
+/* A length-prefixed string (a 16- or 32-bit length); the reader does not
+ * move unless all of it is there. */
+static bool
+get_str(struct buf_reader *r, bool wide, struct buf_view *v)
 {
 	struct buf_reader t = *r;
-	uint64_t n;
+	uint16_t n16;
+	uint32_t n;
 
-	if (!get_le(&t, lenbytes, &n) || buf_get_bytes(&t, n, v) != BUF_OK)
+	if (wide ? buf_get_le32(&t, &n) != BUF_OK :
+	    buf_get_le16(&t, &n16) != BUF_OK)
+		return false;
+	if (!wide)
+		n = n16;
+	if (buf_get_bytes(&t, n, v) != BUF_OK)
 		return false;
 	*r = t;
 	return true;
@@ -170,7 +152,7 @@ static void
 header_put(struct buf_writer *w)
 {
 	buf_put_bytes(w, state_magic, sizeof(state_magic));
-	put_le(w, STATE_VERSION, 4);
+	buf_put_le32(w, STATE_VERSION);
 }
 
 /* Room for the record head; record_end() fills it once the body is known. */
@@ -195,8 +177,8 @@ record_end(struct buf_writer *w, size_t *len)
 		return STATE_NO_SPACE;
 	body = *len - REC_HEAD;
 	buf_writer_init(&head, w->base, 8);
-	put_le(&head, body, 4);
-	put_le(&head, crc32c_update(0, w->base + 8, body + 1), 4);
+	buf_put_le32(&head, (uint32_t)body);
+	buf_put_le32(&head, crc32c_update(0, w->base + 8, body + 1));
 	return STATE_OK;
 }
 
@@ -239,9 +221,9 @@ state_session_encode(uint8_t *out, size_t cap, const struct state_session *s,
 	if (!session_ok(s))
 		return STATE_INVALID;
 	record_begin(&w, out, cap, KIND_SESSION);
-	put_le(&w, s->expiry_ms, 8);
-	put_le(&w, s->offline_ms, 8);
-	put_le(&w, s->last_pid, 2);
+	buf_put_le64(&w, s->expiry_ms);
+	buf_put_le64(&w, s->offline_ms);
+	buf_put_le16(&w, s->last_pid);
 	put_str16(&w, s->id);
 	return record_end(&w, len);
 }
@@ -276,7 +258,7 @@ state_msg_encode(uint8_t *out, size_t cap, const struct state_msg *m,
 	buf_put_u8(&w, m->qos);
 	buf_put_u8(&w, m->retain ? MSG_RETAIN : 0);
 	buf_put_u8(&w, m->out_state);
-	put_le(&w, m->pid, 2);
+	buf_put_le16(&w, m->pid);
 	put_str16(&w, m->topic);
 	put_str32(&w, m->payload);
 	return record_end(&w, len);
@@ -291,7 +273,7 @@ state_qos2_encode(uint8_t *out, size_t cap, uint16_t pid, size_t *len)
 	if (pid == 0)
 		return STATE_INVALID;
 	record_begin(&w, out, cap, KIND_QOS2);
-	put_le(&w, pid, 2);
+	buf_put_le16(&w, pid);
 	return record_end(&w, len);
 }
 
@@ -301,7 +283,7 @@ state_end_encode(uint8_t *out, size_t cap, uint64_t nrecords, size_t *len)
 	struct buf_writer w;
 
 	record_begin(&w, out, cap, KIND_END);
-	put_le(&w, nrecords, 8);
+	buf_put_le64(&w, nrecords);
 	return record_end(&w, len);
 }
 
@@ -315,15 +297,15 @@ state_end_encode(uint8_t *out, size_t cap, uint64_t nrecords, size_t *len)
 static bool
 retained_parse(struct buf_reader *b, struct state_retained *r)
 {
-	return get_u8(b, &r->qos) && get_str(b, 2, &r->topic) &&
-	    get_str(b, 4, &r->payload) && buf_left(b) == 0 && retained_ok(r);
+	return get_u8(b, &r->qos) && get_str(b, false, &r->topic) &&
+	    get_str(b, true, &r->payload) && buf_left(b) == 0 && retained_ok(r);
 }
 
 static bool
 session_parse(struct buf_reader *b, struct state_session *s)
 {
-	return get_le(b, 8, &s->expiry_ms) && get_le(b, 8, &s->offline_ms) &&
-	    get_u16(b, &s->last_pid) && get_str(b, 2, &s->id) &&
+	return get_u64(b, &s->expiry_ms) && get_u64(b, &s->offline_ms) &&
+	    get_u16(b, &s->last_pid) && get_str(b, false, &s->id) &&
 	    buf_left(b) == 0 && session_ok(s);
 }
 
@@ -337,7 +319,7 @@ sub_parse(struct buf_reader *b, struct state_sub *s)
 		return false;
 	s->no_local = (opts & SUB_NO_LOCAL) != 0;
 	s->retain_as_published = (opts & SUB_RAP) != 0;
-	return get_str(b, 2, &s->filter) && buf_left(b) == 0 && sub_ok(s);
+	return get_str(b, false, &s->filter) && buf_left(b) == 0 && sub_ok(s);
 }
 
 static bool
@@ -350,7 +332,7 @@ msg_parse(struct buf_reader *b, struct state_msg *m)
 		return false;
 	m->retain = (flags & MSG_RETAIN) != 0;
 	return get_u8(b, &m->out_state) && get_u16(b, &m->pid) &&
-	    get_str(b, 2, &m->topic) && get_str(b, 4, &m->payload) &&
+	    get_str(b, false, &m->topic) && get_str(b, true, &m->payload) &&
 	    buf_left(b) == 0 && msg_ok(m);
 }
 
@@ -363,7 +345,7 @@ qos2_parse(struct buf_reader *b, uint16_t *pid)
 static bool
 end_parse(struct buf_reader *b, uint64_t *count)
 {
-	return get_le(b, 8, count) && buf_left(b) == 0;
+	return get_u64(b, count) && buf_left(b) == 0;
 }
 
 /* What a decode has seen so far, for the rules that span records. */
@@ -448,14 +430,14 @@ state_decode(const uint8_t *buf, size_t len, const struct state_callbacks *cb,
 	struct buf_reader r, body;
 	struct buf_view magic, crcd;
 	enum state_status st;
-	uint64_t version, blen, crc;
+	uint32_t version, blen, crc;
 	uint8_t kind;
 	size_t at = 0;
 
 	buf_reader_init(&r, buf, len);
 	if (buf_get_bytes(&r, sizeof(state_magic), &magic) != BUF_OK ||
 	    memcmp(magic.ptr, state_magic, sizeof(state_magic)) != 0 ||
-	    !get_le(&r, 4, &version)) {
+	    buf_get_le32(&r, &version) != BUF_OK) {
 		st = STATE_BAD_MAGIC;
 		goto done;
 	}
@@ -477,7 +459,8 @@ state_decode(const uint8_t *buf, size_t len, const struct state_callbacks *cb,
 		 * good file goes bad in practice). Only then is the CRC worth
 		 * computing, and only a body that passed it is parsed.
 		 */
-		if (!get_le(&r, 4, &blen) || !get_le(&r, 4, &crc)) {
+		if (buf_get_le32(&r, &blen) != BUF_OK ||
+		    buf_get_le32(&r, &crc) != BUF_OK) {
 			st = STATE_TRUNCATED;
 			break;
 		}

@@ -1,19 +1,25 @@
 /*
- * libFuzzer target for queue recovery: the input becomes one or two segment
- * files and maybe a checkpoint in a scratch directory under /dev/shm, and the
- * queue is opened over them, drained, acked, appended to, closed and opened
- * again. Beyond "no crash, no leak" it checks what recovery promises: the
- * records handed out are exactly the ones recovery counted, in increasing
- * order, and walking past damage does not count it twice. No descriptor may
- * outlive the queue.
+ * libFuzzer target for the queue's format and recovery. First the codec
+ * (queue/qfmt.h): the whole input is decoded as a record, a segment header
+ * and a checkpoint of every version; what decodes is encoded again and
+ * decodes to the same fields. Then recovery: the input becomes one or two
+ * segment files and maybe a checkpoint slot in a scratch directory under
+ * /dev/shm, and the queue is opened over them, drained, acked, appended to,
+ * closed and opened again. Beyond "no crash, no leak" it checks what
+ * recovery promises: the records handed out are exactly the ones recovery
+ * counted, in increasing order, walking past damage does not count it
+ * twice, a queue this code closed reopens with nothing lost, and a later
+ * version's queue is refused untouched. No descriptor may outlive the queue.
  *
  * Input: flags (1 byte), second segment's name (1 byte), length of the first
  * segment (2 bytes, little-endian), its bytes, length of the second (2
  * bytes), its bytes, and the rest is the checkpoint. When the name byte has
  * its high bit set, a third segment (name byte, length, bytes) comes before
- * the checkpoint.
+ * the checkpoint. The checkpoint's first byte picks its slot (bit 0: the
+ * second, checkpoint.1).
  * flags: bit 0 second segment, bit 1 checkpoint, bit 2 drop newest, bit 3
- * max_messages 4 (else unlimited), bits 4-6 in-flight window - 1.
+ * max_messages 4 (else unlimited), bits 4-6 in-flight window - 1, bit 7 acks
+ * held back and given newest first.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -24,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "queue/qfmt.h"
 #include "queue/queue.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -98,6 +105,67 @@ take_len(const uint8_t **data, size_t *size)
 	return n;
 }
 
+static bool
+view_same(struct buf_view a, struct buf_view b)
+{
+	return buf_view_eq(a, b);
+}
+
+/* Decode p as every item of every version; re-encode what decodes. */
+static void
+codec(const uint8_t *p, size_t n)
+{
+	static uint8_t	 out[QFMT_REC_HEAD_MAX + 3 * 65536];
+	struct qfmt_rec	 r, r2;
+	struct qfmt_seg	 sh, sh2;
+	struct qfmt_ckpt ck, ck2;
+	size_t		 len, hlen;
+	uint64_t	 size;
+	uint32_t	 v;
+
+	for (v = 0; v <= QFMT_VERSION + 1; v++) {
+		if (qfmt_rec_decode(v, p, n, &r) != QFMT_OK)
+			continue;
+		CHECK(qfmt_rec_min(v) > 0 && r.len <= n && r.qos <= 2);
+		CHECK(qfmt_rec_view(v, p, n, &r2) == QFMT_OK);
+		CHECK(qfmt_rec_head(v, p, n, &r2) == QFMT_OK && r2.len == r.len);
+		CHECK(qfmt_rec_size(v, &r, &size) == QFMT_OK);
+		CHECK(qfmt_rec_head_encode(v, out, sizeof(out), &r, &hlen) ==
+		    QFMT_OK);
+		len = hlen;
+		memcpy(out + len, r.topic.ptr, r.topic.len);
+		len += r.topic.len;
+		memcpy(out + len, r.props.ptr, r.props.len);
+		len += r.props.len;
+		memcpy(out + len, r.payload.ptr, r.payload.len);
+		len += r.payload.len;
+		CHECK(len == size);
+		CHECK(qfmt_rec_decode(v, out, len, &r2) == QFMT_OK);
+		CHECK(r2.seq == r.seq && r2.time_ms == r.time_ms &&
+		    r2.expiry_ms == r.expiry_ms && r2.qos == r.qos &&
+		    r2.flags == r.flags && view_same(r2.topic, r.topic) &&
+		    view_same(r2.props, r.props) &&
+		    view_same(r2.payload, r.payload));
+	}
+	if (qfmt_seg_decode(p, n, &sh) == QFMT_OK) {
+		CHECK(qfmt_seg_encode(out, sizeof(out), &sh, &len) == QFMT_OK);
+		CHECK(len == qfmt_seg_hdr_len(sh.version) && len <= n);
+		/* the same bytes, but for the trailing zero field */
+		CHECK(memcmp(out, p, len - 4) == 0);
+		CHECK(qfmt_seg_decode(out, len, &sh2) == QFMT_OK &&
+		    sh2.version == sh.version && sh2.first_seq == sh.first_seq &&
+		    sh2.counted_from == sh.counted_from);
+	}
+	if (qfmt_ckpt_decode(p, n, &ck) == QFMT_OK) {
+		CHECK(qfmt_ckpt_encode(out, sizeof(out), &ck, &len) == QFMT_OK);
+		CHECK(len == n);
+		CHECK(memcmp(out, p, len - 4) == 0);
+		CHECK(qfmt_ckpt_decode(out, len, &ck2) == QFMT_OK &&
+		    ck2.version == ck.version && ck2.released == ck.released &&
+		    ck2.durable == ck.durable);
+	}
+}
+
 /* Hand out and ack everything; returns how many came out, in order. */
 static uint64_t
 drain(struct queue *q, bool ack_late)
@@ -142,12 +210,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t		 flags, name;
 	char		 segname[32];
 	size_t		 n;
-	uint64_t	 out;
-	bool		 unlimited;
+	enum queue_status st0;
+	uint64_t	 out, kept;
+	bool		 unlimited, near_limit;
 	int		 i, fd;
 
 	if (size < 2 || size > 1 << 16)
 		return 0;
+	codec(data, size);
 	if (dir[0] == '\0') {
 		snprintf(dir, sizeof(dir), "/dev/shm/fuzz-queue.XXXXXX");
 		CHECK(mkdtemp(dir) != NULL);
@@ -180,8 +250,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n3 = take(&data, &size, take_len(&data, &size));
 		put_file(segname, p3, n3);
 	}
-	if (flags & 2)
-		put_file("checkpoint", data, size);
+	if ((flags & 2) && size > 0)
+		put_file(data[0] & 1 ? "checkpoint.1" : "checkpoint", data + 1,
+		    size - 1);
 
 	queue_opts_init(&o);
 	o.segment_max = QUEUE_SEGMENT_MIN;
@@ -191,7 +262,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.max_messages = unlimited ? -1 : 4;
 	o.inflight_max = 1u + (flags >> 4 & 7);
 
-	CHECK(queue_open(dir, &o, &q, &rep) == QUEUE_OK);
+	st0 = queue_open(dir, &o, &q, &rep);
+	if (st0 == QUEUE_VERSION) {
+		/* a later version's file: refused, nothing touched */
+		CHECK(q == NULL && rep.newer_version > QFMT_VERSION);
+		goto done;
+	}
+	CHECK(st0 == QUEUE_OK);
 	queue_stats(q, &st);
 	CHECK(st.depth_msgs == rep.records);
 	CHECK(st.drops[QUEUE_DROPPED_CORRUPT] == rep.lost);
@@ -206,22 +283,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m.topic.len = 6;
 	m.payload.ptr = p;
 	m.payload.len = n < 3000 ? n : 3000;
+	/* A checkpoint may hold any number below the limit: near it, the
+	 * numbers run out, which appends report. */
+	queue_stats(q, &st);
+	near_limit = st.next_seq > QFMT_SEQ_LIMIT - 16;
 	for (i = 0; i < 6; i++)
 		CHECK(queue_append(q, &m, (uint64_t)i, NULL) == QUEUE_OK ||
-		    !unlimited);
+		    !unlimited || near_limit);
 	queue_rewind(q);
 	(void)drain(q, true);
-	for (i = 0; i < 2; i++)
-		(void)queue_append(q, &m, 7, NULL);
+	for (i = 0, kept = 0; i < 2; i++)
+		kept += queue_append(q, &m, 7, NULL) == QUEUE_OK;
 	queue_close(q);
 	q = NULL;
 
 	/* What the first run left must open clean and hold the last appends. */
 	CHECK(queue_open(dir, &o, &q, &rep) == QUEUE_OK);
-	CHECK(rep.lost == 0 && rep.torn_bytes == 0 && rep.records == 2);
+	CHECK(rep.lost == 0 && rep.torn_bytes == 0 && rep.records == kept);
+	CHECK(rep.checkpoint_version == QFMT_VERSION);
 	CHECK(drain(q, false) == rep.records);
 	queue_close(q);
-
+done:
 	fd = open("/dev/null", O_RDONLY);
 	CHECK(fd == base_fd);
 	close(fd);

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "tests/fuzz/fuzz.h"
-#include "queue/crc32c.h"
+#include "base/crc32c.h"
 #include "state/state.h"
 
 #define MAX_INPUT	(1 << 16)

@@ -2,7 +2,8 @@
  * Unit tests for base/buf: that every failed get leaves the reader where it
  * was, the MQTT Variable Byte Integer against the specification's boundary
  * table (MQTT 5.0 section 1.5.5, 3.1.1 section 2.2.3), sub-readers that cannot
- * escape their section, and a writer that counts past its end.
+ * escape their section, a writer that counts past its end, and the
+ * little-endian integers of our file formats, byte by byte.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +33,55 @@ test_fixed_width(void **state)
 	assert_int_equal(buf_left(&r), 0);
 	assert_int_equal(buf_get_u8(&r, &u8), BUF_SHORT);
 	assert_int_equal(u8, 0x01);
+}
+
+/* Little endian: least significant byte first, at every width. */
+static void
+test_little_endian(void **state)
+{
+	const uint8_t in[] = {
+		0x01, 0x02,
+		0x03, 0x04, 0x05, 0x06,
+		0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0xfe,
+	};
+	struct buf_reader r;
+	struct buf_writer w;
+	uint8_t out[sizeof(in)];
+	uint16_t u16 = 0;
+	uint32_t u32 = 0;
+	uint64_t u64 = 0;
+
+	buf_reader_init(&r, in, sizeof(in));
+	assert_int_equal(buf_get_le16(&r, &u16), BUF_OK);
+	assert_int_equal(u16, 0x0201);
+	assert_int_equal(buf_get_le32(&r, &u32), BUF_OK);
+	assert_int_equal(u32, 0x06050403);
+	assert_int_equal(buf_get_le64(&r, &u64), BUF_OK);
+	assert_true(u64 == 0xfe0d0c0b0a090807ull);
+	assert_int_equal(buf_left(&r), 0);
+
+	/* Short input: no move, no store, at each width. */
+	buf_reader_init(&r, in, 7);
+	assert_int_equal(buf_get_le64(&r, &u64), BUF_SHORT);
+	assert_true(u64 == 0xfe0d0c0b0a090807ull);
+	assert_int_equal(buf_left(&r), 7);
+	buf_reader_init(&r, in, 3);
+	assert_int_equal(buf_get_le32(&r, &u32), BUF_SHORT);
+	assert_int_equal(u32, 0x06050403);
+	buf_reader_init(&r, in, 1);
+	assert_int_equal(buf_get_le16(&r, &u16), BUF_SHORT);
+	assert_int_equal(u16, 0x0201);
+	assert_ptr_equal(r.ptr, in);
+
+	buf_writer_init(&w, out, sizeof(out));
+	buf_put_le16(&w, 0x0201);
+	buf_put_le32(&w, 0x06050403);
+	buf_put_le64(&w, 0xfe0d0c0b0a090807ull);
+	assert_int_equal(buf_writer_status(&w), BUF_OK);
+	assert_int_equal(buf_written(&w), sizeof(in));
+	assert_memory_equal(out, in, sizeof(in));
+	buf_put_le16(&w, 1);
+	assert_int_equal(buf_writer_status(&w), BUF_NO_SPACE);
 }
 
 static void
@@ -312,6 +362,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixed_width),
+		cmocka_unit_test(test_little_endian),
 		cmocka_unit_test(test_short_does_not_advance),
 		cmocka_unit_test(test_varint_spec_table),
 		cmocka_unit_test(test_varint_every_prefix_is_short),

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "state/state.h"
-#include "queue/crc32c.h"
+#include "base/crc32c.h"
 
 #define MAX_EVENTS	64
 #define IMAGE_CAP	16384

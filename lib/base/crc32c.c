@@ -6,7 +6,9 @@
  * time ("slicing by 8"): seven more tables, derived from the first on first
  * use, let each 64-bit word be folded in with eight independent lookups.
  */
-#include "queue/crc32c.h"
+#include "base/crc32c.h"
+
+#include <pthread.h>
 
 static const uint32_t crc32c_table[256] = {
 	0x00000000, 0xf26b8303, 0xe13b70f7, 0x1350f3f4,
@@ -76,8 +78,8 @@ static const uint32_t crc32c_table[256] = {
 };
 
 /* slice[k][v]: the CRC of byte v followed by k zero bytes. */
-static uint32_t	slice[8][256];
-static int	slice_ready;
+static uint32_t		slice[8][256];
+static pthread_once_t	slice_once = PTHREAD_ONCE_INIT;
 
 static void
 slice_init(void)
@@ -91,7 +93,6 @@ slice_init(void)
 			slice[k][v] = c;
 		}
 	}
-	slice_ready = 1;
 }
 
 uint32_t
@@ -101,8 +102,7 @@ crc32c_update(uint32_t crc, const void *p, size_t n)
 
 	crc = ~crc;
 	if (n >= 64) {
-		if (!slice_ready)
-			slice_init();
+		(void)pthread_once(&slice_once, slice_init);
 		for (; n >= 8; n -= 8, b += 8) {
 			/* bytes in order: no alignment or endianness assumed */
 			uint32_t lo = crc ^ ((uint32_t)b[0] | (uint32_t)b[1] << 8 |
