@@ -53,11 +53,15 @@ rec_build(uint32_t version, const struct qfmt_rec *r, uint8_t *out, size_t cap)
 	assert_int_equal(qfmt_rec_head_encode(version, out, cap, r, &hlen),
 	    QFMT_OK);
 	n = hlen;
-	memcpy(out + n, r->topic.ptr, r->topic.len);
+	/* memcpy() with a NULL source is undefined even for 0 bytes */
+	if (r->topic.len > 0)
+		memcpy(out + n, r->topic.ptr, r->topic.len);
 	n += r->topic.len;
-	memcpy(out + n, r->props.ptr, r->props.len);
+	if (r->props.len > 0)
+		memcpy(out + n, r->props.ptr, r->props.len);
 	n += r->props.len;
-	memcpy(out + n, r->payload.ptr, r->payload.len);
+	if (r->payload.len > 0)
+		memcpy(out + n, r->payload.ptr, r->payload.len);
 	n += r->payload.len;
 	assert_int_equal(n, len);
 	return n;
