@@ -61,7 +61,7 @@ enum json_state {
 	JS_ARRAY_FIRST,		/* after '[': a value or ']' */
 	JS_OBJECT_FIRST,	/* after '{': a name or '}' */
 	JS_KEY,			/* after an object's ',' */
-	JS_AFTER,		/* after a value in a container: ',' or close */
+	JS_AFTER,		/* after a value in a container */
 	JS_DONE,		/* the document's value is complete */
 };
 
@@ -320,7 +320,8 @@ json_literal(struct json_reader *r, struct json_token *t, const char *word,
 	size_t start = r->pos;
 
 	for (size_t k = 0; word[k] != '\0'; k++)
-		if (start + k >= r->len || r->buf[start + k] != (uint8_t)word[k])
+		if (start + k >= r->len ||
+		    r->buf[start + k] != (uint8_t)word[k])
 			return json_bad_byte(r, start + k);
 	json_tok(r, t, type, start, start + strlen(word));
 	r->pos = t->end;
@@ -551,8 +552,9 @@ json_char(const uint8_t *p, const uint8_t *end, uint8_t u[4], size_t *ulen)
 	}
 	cp = json_u_escape(p, (size_t)(end - p), &bad);
 	if (cp >= 0xD800 && cp <= 0xDBFF) {
-		cp = 0x10000 + ((cp - 0xD800) << 10) +
-		    (json_u_escape(p + 6, (size_t)(end - p - 6), &bad) - 0xDC00);
+		long lo = json_u_escape(p + 6, (size_t)(end - p - 6), &bad);
+
+		cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 		used = 12;
 	}
 	if (cp < 0x80) {
@@ -658,7 +660,7 @@ json_number_i64(const struct json_token *t, int64_t *v)
 		unsigned d;
 
 		if (p[i] < '0' || p[i] > '9')
-			return JSON_RANGE;	/* a fraction or an exponent */
+			return JSON_RANGE;	/* a fraction, an exponent */
 		d = p[i] - '0';
 		if (x > (lim - d) / 10)
 			return JSON_RANGE;

@@ -26,7 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JSON_MAX_DEPTH	512	/* nested arrays and objects a reader tracks */
+/* Nested arrays and objects a reader can track. */
+#define JSON_MAX_DEPTH	512
 
 enum json_status {
 	JSON_OK = 0,
@@ -34,16 +35,16 @@ enum json_status {
 	JSON_EMPTY,		/* no value: nothing but white space */
 	JSON_TRUNCATED,		/* the input ends inside the document */
 	JSON_UNEXPECTED,	/* a byte that cannot come here (see below) */
-	JSON_TRAILING,		/* more than white space after the document */
+	JSON_TRAILING,		/* more than white space after it */
 	JSON_BAD_NUMBER,	/* leading zero, no digit after - . e */
 	JSON_CONTROL,		/* unescaped U+0000..U+001F in a string */
 	JSON_BAD_ESCAPE,	/* unknown escape, \u without 4 hex digits */
 	JSON_SURROGATE,		/* \u escape of an unpaired surrogate */
 	JSON_BAD_UTF8,		/* malformed UTF-8 in a string */
-	JSON_TOO_DEEP,		/* nesting deeper than the reader allows */
-	JSON_NO_SPACE,		/* json_string_decode(): output too small */
+	JSON_TOO_DEEP,		/* nested deeper than allowed */
+	JSON_NO_SPACE,		/* decoding: output too small */
 	JSON_TYPE,		/* an accessor got a token of another type */
-	JSON_RANGE,		/* json_number_i64(): no integer of int64_t */
+	JSON_RANGE,		/* not an integer of int64_t */
 };
 
 /*
@@ -58,7 +59,7 @@ enum json_tok {
 	JSON_T_OBJECT_END,	/* '}' */
 	JSON_T_ARRAY,		/* '[' */
 	JSON_T_ARRAY_END,	/* ']' */
-	JSON_T_KEY,		/* a member name; its ':' is consumed with it */
+	JSON_T_KEY,		/* a member name, read with its ':' */
 	JSON_T_STRING,
 	JSON_T_NUMBER,
 	JSON_T_TRUE,
@@ -97,7 +98,7 @@ struct json_reader {
 	unsigned	 depth;
 	unsigned	 max_depth;
 	uint8_t		 state;
-	uint8_t		 objects[JSON_MAX_DEPTH / 8];	/* bit: level is {} */
+	uint8_t		 objects[JSON_MAX_DEPTH / 8];	/* bit: {} */
 };
 
 /*

@@ -32,7 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BATCH_MAX_BYTES		(128 * 1024)	/* AWS IoT Core's payloads */
+/* AWS IoT Core's payload limit. */
+#define BATCH_MAX_BYTES		(128 * 1024)
 /*
  * Deeper JSON payloads travel as strings, so that whatever unpacks a batch
  * on the AWS side needs to handle 2 more levels than this, not any depth.
@@ -42,7 +43,7 @@
 
 enum batch_status {
 	BATCH_OK = 0,
-	BATCH_FULL,		/* does not fit what is left: send, start anew */
+	BATCH_FULL,		/* does not fit what is left */
 	BATCH_TOO_BIG,		/* does not fit even an empty batch */
 	BATCH_BAD_TOPIC,	/* the topic is not UTF-8 without U+0000 */
 };

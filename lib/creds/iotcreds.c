@@ -15,8 +15,9 @@
 #include "base/json.h"
 #include "ws/http.h"
 
-#define BODY_DEPTH	16	/* nesting of a body we read (two levels used) */
-#define EXPIRATION_MAX	64	/* "2026-12-08T12:34:56.123456789+00:00" fits */
+#define BODY_DEPTH	16	/* nesting in a body (2 levels are used) */
+/* "2026-12-08T12:34:56.123456789+00:00" fits. */
+#define EXPIRATION_MAX	64
 
 static enum iotcreds_status iotcreds_fail(struct iotcreds_error *,
     enum iotcreds_status, const char *, ...)

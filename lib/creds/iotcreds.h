@@ -48,12 +48,12 @@
 enum iotcreds_status {
 	IOTCREDS_OK = 0,
 	IOTCREDS_NEED_MORE,	/* the answer has not all arrived */
-	IOTCREDS_BAD_NAME,	/* a host, role alias or thing name AWS has not */
+	IOTCREDS_BAD_NAME,	/* host, alias, thing name AWS has not */
 	IOTCREDS_NO_SPACE,	/* the request does not fit the output */
-	IOTCREDS_HTTP,		/* not an HTTP/1.1 answer this module reads */
-	IOTCREDS_TOO_BIG,	/* head over HTTP_MAX_HEAD, body over the max */
+	IOTCREDS_HTTP,		/* no HTTP/1.1 answer this module reads */
+	IOTCREDS_TOO_BIG,	/* head or body over its maximum */
 	IOTCREDS_REFUSED,	/* not 200: the provider said no */
-	IOTCREDS_MALFORMED,	/* 200, but not the body the provider sends */
+	IOTCREDS_MALFORMED,	/* 200, but not the provider's body */
 	IOTCREDS_INVALID,	/* a credential fails lib/creds' checks */
 };
 
