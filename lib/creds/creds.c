@@ -581,6 +581,26 @@ creds_from_values(const char *access_key_id, const char *secret_access_key,
 	return st;
 }
 
+enum creds_status
+creds_check_field(const struct creds *c, enum creds_field f, const char *name,
+    struct creds_error *err)
+{
+	const char *v = f == CREDS_FIELD_KEY_ID ? c->access_key_id :
+	    f == CREDS_FIELD_SECRET ? c->secret_access_key : c->session_token;
+	size_t max = f == CREDS_FIELD_KEY_ID ? CREDS_MAX_KEY_ID :
+	    f == CREDS_FIELD_SECRET ? CREDS_MAX_SECRET : CREDS_MAX_TOKEN;
+	size_t n = strnlen(v, max + 1);
+
+	if (err != NULL) {
+		err->line = 0;
+		err->msg[0] = '\0';
+	}
+	if (n == 0)
+		return creds_fail(err, CREDS_INCOMPLETE, 0, "%s is empty", name);
+	return creds_check((const uint8_t *)v, n, max, f == CREDS_FIELD_KEY_ID,
+	    name, 0, err);
+}
+
 void
 creds_sigv4(const struct creds *c, struct sigv4_creds *sc)
 {

@@ -133,6 +133,24 @@ enum creds_status creds_from_values(const char *access_key_id,
 	    const char *secret_access_key, const char *session_token,
 	    struct creds *out, struct creds_error *err);
 
+/* The fields of a struct creds, for creds_check_field(). */
+enum creds_field {
+	CREDS_FIELD_KEY_ID,
+	CREDS_FIELD_SECRET,
+	CREDS_FIELD_TOKEN,
+};
+
+/*
+ * Check field f of c, put there by another reader (lib/creds/iotcreds.c
+ * decodes JSON into it), as creds_from_values() checks its values:
+ * NUL-terminated within its buffer, not empty, its alphabet. name is what a
+ * message calls it (a key of that reader's format). c is not changed.
+ * Returns CREDS_OK, CREDS_INCOMPLETE (empty), CREDS_TOO_LONG (no NUL in
+ * the buffer) or CREDS_INVALID, with err (if not NULL) saying why, line 0.
+ */
+enum creds_status creds_check_field(const struct creds *c, enum creds_field f,
+	    const char *name, struct creds_error *err);
+
 /*
  * Point *sc into c for signing: session_token is NULL when c has none. sc is
  * valid while c is and until creds_clear(c).

@@ -288,6 +288,65 @@ http_date_parse(struct buf_view v, int64_t *epoch)
 	return HTTP_OK;
 }
 
+/* "hh:mm" of an offset: minutes, or -1. */
+static int
+rfc3339_offset(const uint8_t *p)
+{
+	int hh = digits(p, 2), mm = digits(p + 3, 2);
+
+	if (hh < 0 || mm < 0 || p[2] != ':' || hh > 23 || mm > 59)
+		return -1;
+	return hh * 60 + mm;
+}
+
+enum http_status
+http_rfc3339_parse(struct buf_view v, int64_t *epoch)
+{
+	static const uint8_t mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30,
+	    31, 30, 31 };
+	const uint8_t *p = v.ptr;
+	size_t i = 19;
+	int y, mon, d, hh, mm, ss, off = 0;
+
+	/* 2026-12-08T12:34:56 */
+	if (v.len < 20 || p[4] != '-' || p[7] != '-' || lower(p[10]) != 't' ||
+	    p[13] != ':' || p[16] != ':')
+		return HTTP_MALFORMED;
+	y = digits(p, 4);
+	mon = digits(p + 5, 2);
+	d = digits(p + 8, 2);
+	hh = digits(p + 11, 2);
+	mm = digits(p + 14, 2);
+	ss = digits(p + 17, 2);
+	if (y < 0 || mon < 1 || mon > 12 || d < 1 || d > mdays[mon - 1] ||
+	    hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
+		return HTTP_MALFORMED;
+	if (mon == 2 && d == 29 && (y % 4 != 0 || (y % 100 == 0 && y % 400 != 0)))
+		return HTTP_MALFORMED;
+	if (p[i] == '.') {
+		size_t start = ++i;
+
+		while (i < v.len && is_digit(p[i]))
+			i++;
+		if (i == start)
+			return HTTP_MALFORMED;
+	}
+	if (i + 1 == v.len && lower(p[i]) == 'z') {
+		off = 0;
+	} else if (i + 6 == v.len && (p[i] == '+' || p[i] == '-')) {
+		if ((off = rfc3339_offset(p + i + 1)) < 0)
+			return HTTP_MALFORMED;
+		if (p[i] == '-')
+			off = -off;
+	} else {
+		return HTTP_MALFORMED;
+	}
+	/* 12:00+02:00 is 10:00 UTC. */
+	*epoch = days_from_civil(y, mon, d) * 86400 + hh * 3600 + mm * 60 +
+	    ss - (int64_t)off * 60;
+	return HTTP_OK;
+}
+
 const char *
 http_strerror(enum http_status st)
 {

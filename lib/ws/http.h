@@ -2,7 +2,8 @@
  * The HTTP/1.1 response head, as much of it as a WebSocket client needs: the
  * status line, the header fields (RFC 9112 sections 4 and 5) and the pieces
  * of their values the upgrade checks (comma-separated token lists,
- * Content-Length, and the Date header's IMF-fixdate). Parsing is zero-copy:
+ * Content-Length, and the Date header's IMF-fixdate), and the RFC 3339
+ * timestamps of the JSON bodies AWS answers with. Parsing is zero-copy:
  * the result holds views into the caller's bytes, valid while those are. The
  * grammar is applied strictly, because the peer is a known server and
  * anything odd is more likely an attack or a broken proxy than a quirk worth
@@ -85,6 +86,17 @@ enum http_status http_content_length(struct buf_view v, uint64_t *n);
  * HTTP_MALFORMED.
  */
 enum http_status http_date_parse(struct buf_view v, int64_t *epoch);
+
+/*
+ * An RFC 3339 date-time ("2026-12-08T12:34:56Z", the timestamps of AWS's
+ * JSON APIs, the credentials provider's "expiration" among them) as seconds
+ * since the epoch: full-date "T" full-time, with 'T' and 'Z' in either case,
+ * an optional fraction of a second (dropped: the result is never later than
+ * the time given), and the offset "Z" or +hh:mm / -hh:mm (applied). A leap
+ * second counts as the next second. Nothing may come before or after.
+ * HTTP_OK or HTTP_MALFORMED.
+ */
+enum http_status http_rfc3339_parse(struct buf_view v, int64_t *epoch);
 
 /* Static English text for a status. */
 const char	*http_strerror(enum http_status st);

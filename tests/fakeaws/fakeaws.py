@@ -13,6 +13,14 @@ rest over one plain TCP connection per client. Tests drive faults (drop,
 refuse, stall, close_after) and settings (clock offset, max age, ...) through
 a JSON-lines control channel, and read back what happened as events.
 
+Beside it, the other ways AWS IoT Core is reached with a device certificate:
+raw MQTT over mutual TLS (the 8883 listener, optionally requiring ALPN
+x-amzn-mqtt-ca; and on the WebSocket port, a ClientHello offering that ALPN,
+as AWS's port 443 does), with client certificates from a throwaway device CA;
+and the credentials provider (HTTPS with a client certificate), whose
+temporary credentials the SigV4 check then accepts until they expire. The
+same rules, limits, faults and relay apply to every MQTT connection.
+
 Run with Debian's interpreter (it needs python3-botocore):
     /usr/bin/python3 tests/fakeaws/fakeaws.py --upstream 127.0.0.1:1883 \\
         --credentials creds.json --listen 127.0.0.1:8443 --certdir /tmp/fa
@@ -26,14 +34,17 @@ import calendar
 import collections
 import email.utils
 import fcntl
+import functools
 import hashlib
 import hmac
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import ssl
+import string
 import struct
 import subprocess
 import sys
@@ -59,12 +70,18 @@ MAX_FILTERS_PER_SUBSCRIBE = 8
 MAX_SUBSCRIPTIONS = 50              # per connection (per session)
 MAX_CLIENT_ID = 128                 # bytes
 DEFAULT_PUBLISH_RATE = 100          # PUBLISHes per second per connection
+DEFAULT_BANDWIDTH = 512 * 1024      # payload bytes per second per connection
+DEFAULT_CREDENTIAL_LIFETIME = 3600  # s: a role alias's default duration
+DEFAULT_ROLE_ALIAS = "iotbridge-role-alias"
+ALPN_MQTT = "x-amzn-mqtt-ca"        # MQTT with a client certificate on 443
 CLOCK_SKEW = 300                    # SigV4: X-Amz-Date within 5 minutes
 BASIC_INGEST = b"$aws/rules/"
 
 # fakeaws's own bounds, so that no peer can make it buffer without limit.
 PACKET_CAP = 1 << 20                # largest MQTT packet, either direction
 HTTP_HEAD_CAP = 16 * 1024           # request line + headers
+HELLO_CAP = 16 * 1024 + 5           # one TLS record: where ALPN is looked for
+EXPIRY_CHECK = 0.2                  # s between looks for expired credentials
 READ_CHUNK = 64 * 1024              # one read from a socket
 HANDSHAKE_TIMEOUT = 10.0            # TCP accept -> 101 (TLS + HTTP)
 UPSTREAM_TIMEOUT = 5.0              # connecting to mosquitto
@@ -87,6 +104,7 @@ MSG_BAD_SIGNATURE = (
     "provided. Check your AWS Secret Access Key and signing method. Consult "
     "the service documentation for details.")
 MSG_BAD_TOKEN = "The security token included in the request is invalid."
+MSG_EXPIRED_TOKEN = "The security token included in the request is expired"
 MSG_MISSING = (
     "AWS query-string parameters must include 'X-Amz-Algorithm', "
     "'X-Amz-Credential', 'X-Amz-Signature', 'X-Amz-Date', "
@@ -200,6 +218,12 @@ extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 subjectAltName = %(san)s
+[v3_client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 """
 
 # Fixed validity, years back like AWS's own certificates: a client whose
@@ -215,69 +239,153 @@ def _openssl(args, cwd):
         raise RuntimeError("openssl %s failed: %s" % (args[0], r.stderr))
 
 
+def _newkey(key_type):
+    return (["-newkey", "rsa:2048"] if key_type == "rsa" else
+            ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+
+
+_SIGN = ["ca", "-batch", "-notext", "-config", "openssl.cnf",
+         "-startdate", CERT_START, "-enddate", CERT_END]
+
+
+def _write_cnf(certdir, names):
+    with open(os.path.join(certdir, "openssl.cnf"), "w") as f:
+        f.write(OPENSSL_CNF % {
+            "cn": names[0], "san": ", ".join("DNS:" + n for n in names)})
+    if not os.path.exists(os.path.join(certdir, "index.txt")):
+        open(os.path.join(certdir, "index.txt"), "w").close()
+
+
+def _ensure_ca(certdir, stem, subject, key_type):
+    """A self-signed CA stem.crt / stem.key in certdir, made when missing.
+    Returns whether it was made. Runs under the directory's lock, with the
+    umask that keeps keys private."""
+    crt = os.path.join(certdir, stem + ".crt")
+    key = os.path.join(certdir, stem + ".key")
+    if os.path.exists(crt) and os.path.exists(key):
+        return False
+    _openssl(["req", "-new", "-nodes"] + _newkey(key_type) + [
+        "-keyout", stem + ".key.tmp", "-out", stem + ".csr",
+        "-subj", subject, "-config", "openssl.cnf"], certdir)
+    _openssl(_SIGN + ["-selfsign", "-keyfile", stem + ".key.tmp",
+                      "-in", stem + ".csr", "-out", stem + ".crt.tmp",
+                      "-extensions", "v3_ca"], certdir)
+    os.replace(key + ".tmp", key)
+    os.replace(crt + ".tmp", crt)
+    os.chmod(crt, 0o644)    # for a daemon's own user
+    os.unlink(os.path.join(certdir, stem + ".csr"))
+    return True
+
+
+class _CertLock:
+    """The certificate directory, locked (two fakeaws or a test minting
+    certificates may share it), with a umask that keeps keys private."""
+
+    def __init__(self, certdir):
+        self.dir = os.path.abspath(certdir)     # openssl runs inside it
+        os.makedirs(os.path.join(self.dir, "issued"), exist_ok=True)
+
+    def __enter__(self):
+        self.lock = open(os.path.join(self.dir, ".lock"), "w")
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        self.umask = os.umask(0o077)
+        return self.dir
+
+    def __exit__(self, *exc):
+        os.umask(self.umask)
+        self.lock.close()
+
+
 def ensure_certs(certdir, names, key_type="rsa"):
     """A throwaway CA (ca.crt, ca.key) and a server certificate for `names`
     (server.crt, server.key) in certdir, made with the openssl CLI when
     missing. The server certificate is remade (same CA) when the names it
     was made for (kept in server.names) differ. A lock file serialises two
     fakeaws starting on the same directory."""
-    certdir = os.path.abspath(certdir)    # openssl runs inside it
-    os.makedirs(os.path.join(certdir, "issued"), exist_ok=True)
-    newkey = (["-newkey", "rsa:2048"] if key_type == "rsa" else
-              ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-    sign = ["ca", "-batch", "-notext", "-config", "openssl.cnf",
-            "-startdate", CERT_START, "-enddate", CERT_END]
     want = "\n".join(names) + "\n"
-    with open(os.path.join(certdir, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _CertLock(certdir) as certdir:
         p = lambda f: os.path.join(certdir, f)  # noqa: E731
-        with open(p("openssl.cnf"), "w") as f:
-            f.write(OPENSSL_CNF % {
-                "cn": names[0],
-                "san": ", ".join("DNS:" + n for n in names)})
-        if not os.path.exists(p("index.txt")):
-            open(p("index.txt"), "w").close()
-        old_umask = os.umask(0o077)     # the keys are readable by us only
-        try:
-            if not (os.path.exists(p("ca.crt"))
-                    and os.path.exists(p("ca.key"))):
-                _openssl(["req", "-new", "-nodes"] + newkey + [
-                    "-keyout", "ca.key.tmp", "-out", "ca.csr",
-                    "-subj", "/CN=fakeaws throwaway CA",
-                    "-config", "openssl.cnf"], certdir)
-                _openssl(sign + ["-selfsign", "-keyfile", "ca.key.tmp",
-                                 "-in", "ca.csr", "-out", "ca.crt.tmp",
-                                 "-extensions", "v3_ca"], certdir)
-                os.replace(p("ca.key.tmp"), p("ca.key"))
-                os.replace(p("ca.crt.tmp"), p("ca.crt"))
-                os.chmod(p("ca.crt"), 0o644)    # for a daemon's own user
-                os.unlink(p("ca.csr"))
-                for f in ("server.crt", "server.names"):
-                    if os.path.exists(p(f)):
-                        os.unlink(p(f))
-            have = None
-            if os.path.exists(p("server.names")):
-                with open(p("server.names")) as f:
-                    have = f.read()
-            if (have != want or not os.path.exists(p("server.crt"))
-                    or not os.path.exists(p("server.key"))):
-                _openssl(["req", "-new", "-nodes"] + newkey + [
-                    "-keyout", "server.key.tmp", "-out", "server.csr",
-                    "-config", "openssl.cnf"], certdir)
-                _openssl(sign + ["-cert", "ca.crt", "-keyfile", "ca.key",
-                                 "-in", "server.csr",
-                                 "-out", "server.crt.tmp",
-                                 "-extensions", "v3_server"], certdir)
-                os.replace(p("server.key.tmp"), p("server.key"))
-                os.replace(p("server.crt.tmp"), p("server.crt"))
-                os.chmod(p("server.crt"), 0o644)
-                with open(p("server.names.tmp"), "w") as f:
-                    f.write(want)
-                os.replace(p("server.names.tmp"), p("server.names"))
-                os.unlink(p("server.csr"))
-        finally:
-            os.umask(old_umask)
+        _write_cnf(certdir, names)
+        if _ensure_ca(certdir, "ca", "/CN=fakeaws throwaway CA", key_type):
+            for f in ("server.crt", "server.names"):
+                if os.path.exists(p(f)):
+                    os.unlink(p(f))
+        have = None
+        if os.path.exists(p("server.names")):
+            with open(p("server.names")) as f:
+                have = f.read()
+        if (have != want or not os.path.exists(p("server.crt"))
+                or not os.path.exists(p("server.key"))):
+            _openssl(["req", "-new", "-nodes"] + _newkey(key_type) + [
+                "-keyout", "server.key.tmp", "-out", "server.csr",
+                "-config", "openssl.cnf"], certdir)
+            _openssl(_SIGN + ["-cert", "ca.crt", "-keyfile", "ca.key",
+                              "-in", "server.csr", "-out", "server.crt.tmp",
+                              "-extensions", "v3_server"], certdir)
+            os.replace(p("server.key.tmp"), p("server.key"))
+            os.replace(p("server.crt.tmp"), p("server.crt"))
+            os.chmod(p("server.crt"), 0o644)
+            with open(p("server.names.tmp"), "w") as f:
+                f.write(want)
+            os.replace(p("server.names.tmp"), p("server.names"))
+            os.unlink(p("server.csr"))
     return p("ca.crt"), p("server.crt"), p("server.key")
+
+
+# The device CA signs the client certificates fakeaws accepts (AWS IoT's
+# registered certificates); the other CA signs look-alikes it must refuse.
+DEVICE_CA = "device-ca"
+OTHER_CA = "other-ca"
+
+
+def ensure_device_cas(certdir):
+    """The device CA and the other CA in certdir (made when missing).
+    Returns the device CA's certificate file."""
+    with _CertLock(certdir) as certdir:
+        # (ensure_certs() writes it again, with its names, before it signs)
+        _write_cnf(certdir, ["localhost"])
+        _ensure_ca(certdir, DEVICE_CA, "/CN=fakeaws device CA", "rsa")
+        _ensure_ca(certdir, OTHER_CA, "/CN=fakeaws other CA", "rsa")
+    return os.path.join(os.path.abspath(certdir), DEVICE_CA + ".crt")
+
+
+def mint_device_cert(certdir, name, key_type="rsa", other_ca=False,
+                     traditional=False):
+    """A client certificate with CN `name` (the thing name the credentials
+    provider checks) and its private key, signed by the device CA (or, with
+    other_ca, by a CA fakeaws does not trust), in certdir/devices. RSA 2048
+    or EC P-256; the key is PKCS#8, or with traditional the PKCS#1 / SEC1
+    form AWS IoT's console hands out. Made once, then reused. Returns
+    (certificate file, key file)."""
+    if not re.fullmatch(r"[A-Za-z0-9:_-]{1,128}", name):
+        raise ValueError("not a thing name: %r" % name)
+    ensure_device_cas(certdir)
+    ca = OTHER_CA if other_ca else DEVICE_CA
+    stem = "%s-%s-%s%s" % (name, key_type, ca, "-trad" if traditional
+                           else "")
+    with _CertLock(certdir) as certdir:
+        out = os.path.join(certdir, "devices")
+        os.makedirs(out, exist_ok=True)
+        os.chmod(out, 0o755)    # certificates for anyone, keys 0600
+        crt, key = (os.path.join(out, stem + ".crt"),
+                    os.path.join(out, stem + ".key"))
+        if not (os.path.exists(crt) and os.path.exists(key)):
+            csr = os.path.join(out, stem + ".csr")
+            _openssl(["req", "-new", "-nodes"] + _newkey(key_type) + [
+                "-keyout", key + ".tmp", "-out", csr, "-subj", "/CN=" + name,
+                "-config", "openssl.cnf"], certdir)
+            if traditional:
+                _openssl(["pkey", "-in", key + ".tmp", "-out",
+                          key + ".trad", "-traditional"], certdir)
+                os.replace(key + ".trad", key + ".tmp")
+            _openssl(_SIGN + ["-cert", ca + ".crt", "-keyfile", ca + ".key",
+                              "-in", csr, "-out", crt + ".tmp",
+                              "-extensions", "v3_client"], certdir)
+            os.replace(key + ".tmp", key)
+            os.replace(crt + ".tmp", crt)
+            os.chmod(crt, 0o644)
+            os.unlink(csr)
+    return crt, key
 
 
 # --- SigV4 -------------------------------------------------------------------
@@ -311,13 +419,14 @@ def load_credentials(path):
         return {}, "%s: %s" % (type(e).__name__, e)
 
 
-def verify_presigned(query, headers, creds, region, now):
+def verify_presigned(query, headers, creds, region, now, expired=()):
     """Check an AWS IoT SigV4 presigned WebSocket URL.
 
     query: the raw query string of the request target; headers: {lowercase
     name: value}; creds: from load_credentials; now: fakeaws's clock (epoch).
     Returns (None, info) when valid, else (message, info) with AWS's wording;
-    info holds what is safe to record (never the secret or the token).
+    info holds what is safe to record (never the secret or the token);
+    expired: access key ids of temporary credentials that have expired.
 
     AWS IoT signs like SigV4 query auth with two differences (the AWS IoT
     protocols page; the AWS IoT Device SDKs): no X-Amz-Expires is needed, and
@@ -372,7 +481,7 @@ def verify_presigned(query, headers, creds, region, now):
                 "ISO-8601 version of date from HTTP: '%s' != '%s', from "
                 "'%s'." % (sdate, date[:8], date)), info
     if akid not in creds:
-        return MSG_BAD_TOKEN, info
+        return MSG_EXPIRED_TOKEN if akid in expired else MSG_BAD_TOKEN, info
     secret, want_token = creds[akid]
     # A temporary credential needs its exact token; a long-term one none.
     if (want_token is None) != (token is None) or (
@@ -767,6 +876,58 @@ def text(b):
 
 # --- TLS over asyncio streams ------------------------------------------------
 
+def client_hello_alpn(data):
+    """The ALPN protocol names offered by the TLS ClientHello at the start of
+    data (RFC 8446 4.1.2, RFC 7301): None while its first record has not all
+    arrived, [] when it offers none or is nothing fakeaws can read (the
+    handshake then goes on, or fails, without ALPN). AWS's port 443 picks
+    MQTT with a client certificate when x-amzn-mqtt-ca is offered; fakeaws
+    looks before the handshake because Python's ssl chooses the server
+    context (certificate request or not) before it sees ALPN."""
+    if len(data) < 5:
+        return None
+    if data[0] != 0x16:
+        return []
+    rlen = struct.unpack_from("!H", data, 3)[0]
+    if len(data) < 5 + rlen:
+        return None
+    body = bytes(data[9:5 + rlen])     # past the record and handshake headers
+    if data[5] != 1:
+        return []
+    try:
+        pos = 34                        # legacy_version, random
+        pos += 1 + body[pos]            # legacy_session_id
+        pos += 2 + struct.unpack_from("!H", body, pos)[0]      # suites
+        pos += 1 + body[pos]            # compression methods
+        end = pos + 2 + struct.unpack_from("!H", body, pos)[0]
+        pos += 2
+        while pos + 4 <= end:
+            etype, elen = struct.unpack_from("!HH", body, pos)
+            pos += 4
+            if etype == 16:             # application_layer_protocol_negotiation
+                names, i = [], pos + 2
+                while i < pos + elen:
+                    n = body[i]
+                    names.append(body[i + 1:i + 1 + n].decode("latin-1"))
+                    i += 1 + n
+                return names
+            pos += elen
+    except (IndexError, struct.error):
+        pass
+    return []
+
+
+class RawStream:
+    """The framing of MQTT straight over TLS, in WsDecoder's interface: every
+    read is data. Lets one connection class serve both transports."""
+
+    failed = False
+    frames = 0
+
+    def feed(self, data):
+        return [("data", data)] if data else []
+
+
 class Eof(Exception):
     pass
 
@@ -777,9 +938,10 @@ class TlsStream:
     time before the handshake, see which SNI a failed handshake carried, and
     cut the connection at any layer it likes."""
 
-    def __init__(self, ctx, reader, writer):
+    def __init__(self, ctx, reader, writer, preread=b""):
         self.reader, self.writer = reader, writer
         self.inbio, self.outbio = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.inbio.write(preread)       # what was read to look for ALPN
         self.obj = ctx.wrap_bio(self.inbio, self.outbio, server_side=True)
         self.obj.fakeaws_sni = None     # set by the SNI callback
         self.done = False
@@ -848,12 +1010,26 @@ class Conn:
     its own upstream connection -> closing. Two tasks while open: client ->
     upstream (_client_pump) and upstream -> client (_upstream_pump). Closing is
     asked for once with request_close(), and done in one place (run()), so no
-    task ever tears down a connection under another one's feet."""
+    task ever tears down a connection under another one's feet.
 
-    def __init__(self, srv, cid, reader, writer, accepted, peer):
+    The transport says what runs over TLS: "wss" (the above), "mqtts" (MQTT
+    straight over mutual TLS, no HTTP: the mqtts listener, or the WebSocket
+    port when the ClientHello offers ALPN x-amzn-mqtt-ca) or "https" (one
+    credentials provider request, mutual TLS). MQTT connections share
+    everything past the framing: rules, limits, faults, relay, events."""
+
+    def __init__(self, srv, cid, reader, writer, accepted, peer,
+                 listener="wss"):
         self.srv, self.id = srv, cid
         self.reader, self.writer = reader, writer
         self.accepted, self.peer = accepted, peer
+        self.listener = listener        # wss, mqtts or creds
+        self.transport = {"wss": "wss", "mqtts": "mqtts",
+                          "creds": "https"}[listener]
+        self.preread = b""              # the ClientHello, read for its ALPN
+        self.cert_cn = self.cert_sha256 = None  # the client's certificate
+        self.temp_akid = None           # signed with provider credentials
+        self.connect_timer = None
         self.state = "accepted"
         self.tls = None
         self.ws = WsDecoder()
@@ -878,8 +1054,9 @@ class Conn:
         self.client_disconnected = False
         self.subs = set()
         self.pending_suback = {}        # pid -> [filter or None if refused]
-        self.pub_times = collections.deque()
         self.send_lock = asyncio.Lock()
+        if self.transport == "mqtts":
+            self.ws = RawStream()
 
     # -- bookkeeping
 
@@ -902,6 +1079,9 @@ class Conn:
         counts."""
         if self.close_req:
             return
+        if self.transport != "wss" and mode in ("ws", "echo"):
+            # No WebSocket: the graceful end is TLS close_notify and FIN.
+            mode = "tls"
         if self.client_disconnected and by != "client":
             # The client sent DISCONNECT: whichever side notices the end
             # first, it was the client's doing (keeps events deterministic).
@@ -910,6 +1090,7 @@ class Conn:
         self.emit("disconnect", by=by, reason=reason, mode=mode,
                   ws_code=code if mode == "ws" else None,
                   state=self.state, client_id=self.cid_text(),
+                  transport=self.transport,
                   duration=time.monotonic() - self.accepted,
                   bytes_in=self.bytes_in, bytes_out=self.bytes_out)
         self.log("closing by=%s reason=%s mode=%s" % (by, q(reason), mode))
@@ -998,6 +1179,8 @@ class Conn:
         by, reason, mode, code = self.close_req
         if self.max_age_handle:
             self.max_age_handle.cancel()
+        if self.connect_timer:
+            self.connect_timer.cancel()
         if self.up_writer:
             # Flushes what was forwarded, then FIN: mosquitto sees the
             # client go (and publishes its will, as AWS would).
@@ -1075,11 +1258,20 @@ class Conn:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 if not await self._handshake():
                     return
-                req = await self._read_request()
-                if req is None:
+                if self.transport == "https":
+                    req = await self._read_request()
+                    if req is not None:
+                        await self._provide_credentials(req)
                     return
-                if not await self._upgrade(req):
-                    return
+                if self.transport == "mqtts":
+                    if not await self._start_mqtts():
+                        return
+                else:
+                    req = await self._read_request()
+                    if req is None:
+                        return
+                    if not await self._upgrade(req):
+                        return
         except TimeoutError:
             self.emit("timeout", phase=self.state)
             self.request_close("fakeaws", "timeout in state %s" % self.state,
@@ -1097,7 +1289,13 @@ class Conn:
         # the ClientHello) until it ends or HANDSHAKE_TIMEOUT closes it.
         await self.gate()
         self.set_state("tls", "accepted")
-        self.tls = TlsStream(self.srv.ssl_ctx, self.reader, self.writer)
+        if self.listener == "wss" and ALPN_MQTT in await self._peek_hello():
+            # AWS's port 443: MQTT with a client certificate.
+            self.transport = "mqtts"
+            self.ws = RawStream()
+        ctx = {"wss": self.srv.ssl_ctx, "mqtts": self.srv.mtls_ctx,
+               "https": self.srv.creds_ctx}[self.transport]
+        self.tls = TlsStream(ctx, self.reader, self.writer, self.preread)
         try:
             await self.tls.handshake()
         except (ssl.SSLError, Eof, OSError) as e:
@@ -1110,14 +1308,65 @@ class Conn:
             else:
                 reason = "%s: %s" % (type(e).__name__,
                                      getattr(e, "reason", None) or e)
-            self.emit("tls", ok=False, sni=sni, error=reason)
+            self.emit("tls", ok=False, sni=sni, error=reason,
+                      listener=self.listener, transport=self.transport)
             self.log("tls handshake failed: %s" % reason)
             self.request_close("client" if isinstance(e, Eof) else "fakeaws",
                                "tls: " + reason, "abort")
             return False
+        if self.transport != "wss":
+            return self._client_certificate()
         self.emit("tls", ok=True, sni=self.tls.obj.fakeaws_sni,
                   version=self.tls.obj.version(),
-                  cipher=self.tls.obj.cipher()[0])
+                  cipher=self.tls.obj.cipher()[0],
+                  listener=self.listener, transport=self.transport)
+        return True
+
+    async def _peek_hello(self):
+        """Read (into self.preread, for the TLS object) until the
+        ClientHello's first record is in; return the ALPN names offered."""
+        buf = b""
+        while True:
+            alpn = client_hello_alpn(buf)
+            if alpn is not None or len(buf) >= HELLO_CAP:
+                break
+            try:
+                data = await self.reader.read(READ_CHUNK)
+            except OSError:
+                data = b""
+            if not data:
+                break       # the handshake meets the same end
+            buf += data
+        self.preread = buf
+        return alpn or []
+
+    def _client_certificate(self):
+        """After a mutual TLS handshake: record the client's certificate and
+        refuse what AWS would (a revoked certificate; no ALPN where it is
+        required). The handshake checked the chain to the device CA."""
+        obj = self.tls.obj
+        der = obj.getpeercert(binary_form=True)
+        subject = dict(x[0] for x in obj.getpeercert().get("subject", ()))
+        self.cert_cn = subject.get("commonName")
+        self.cert_sha256 = hashlib.sha256(der).hexdigest() if der else None
+        alpn = obj.selected_alpn_protocol()
+        problem = None
+        if self.cert_cn in self.srv.revoked and self.transport == "mqtts":
+            # (the credentials provider answers 403 instead)
+            problem = "certificate revoked"
+        elif (self.listener == "mqtts" and alpn != ALPN_MQTT and
+              self.srv.settings["mqtts_require_alpn"]):
+            problem = "ALPN %s required" % ALPN_MQTT
+        self.emit("tls", ok=problem is None, sni=obj.fakeaws_sni,
+                  version=obj.version(), cipher=obj.cipher()[0],
+                  listener=self.listener, transport=self.transport,
+                  alpn=alpn, client_cn=self.cert_cn,
+                  client_sha256=self.cert_sha256,
+                  **({"error": problem} if problem else {}))
+        if problem:
+            self.log("tls refused: %s (cn=%s)" % (problem, q(self.cert_cn)))
+            self.request_close("fakeaws", "tls: " + problem, "tls")
+            return False
         return True
 
     async def _recv(self):
@@ -1177,13 +1426,18 @@ class Conn:
         return {"method": parts[0], "target": parts[1], "version": parts[2],
                 "headers": headers}
 
-    async def _respond(self, status, message, extra=(), event=None):
-        """An AWS-style refusal: JSON body, Date from fakeaws's clock."""
-        reasons = {400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-                   426: "Upgrade Required", 431:
-                   "Request Header Fields Too Large", 502: "Bad Gateway"}
-        body = json.dumps({"message": message,
-                           "traceId": str(uuid.uuid4())}).encode()
+    async def _respond(self, status, message, extra=(), event=None,
+                       event_type="upgrade", body=None):
+        """An AWS-style answer, by default a refusal: JSON body ({"message",
+        "traceId"} unless body is given), Date from fakeaws's clock; then
+        the connection closes. Recorded as an event_type event."""
+        reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden",
+                   404: "Not Found", 426: "Upgrade Required",
+                   431: "Request Header Fields Too Large",
+                   502: "Bad Gateway"}
+        if body is None:
+            body = {"message": message, "traceId": str(uuid.uuid4())}
+        body = json.dumps(body).encode()
         lines = ["HTTP/1.1 %d %s" % (status, reasons[status]),
                  "Date: " + email.utils.formatdate(self.srv.now(),
                                                    usegmt=True),
@@ -1193,9 +1447,11 @@ class Conn:
                  "x-amzn-RequestId: " + str(uuid.uuid4())]
         lines += list(extra)
         self.tls.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        self.emit("upgrade", status=status, reason=message, **(event or {}))
-        self.log("upgrade refused status=%d reason=%s" % (status, q(message)))
-        self.srv.counters["upgrades_refused"] += 1
+        self.emit(event_type, status=status, reason=message, **(event or {}))
+        if status != 200:
+            self.log("%s refused status=%d reason=%s" % (
+                event_type, status, q(message)))
+            self.srv.counters[event_type + "s_refused"] += 1
         self.request_close("fakeaws", "http %d" % status, "http")
 
     async def _upgrade(self, req):
@@ -1240,22 +1496,20 @@ class Conn:
         if err:
             self.log("credentials file unreadable: %s" % err)
             self.srv.events.emit("credentials_error", error=err)
+        # and those the credentials provider handed out, until they expire
+        creds.update(self.srv.issued_valid())
         message, info = verify_presigned(query, h, creds,
                                          self.srv.settings["region"],
-                                         self.srv.now())
+                                         self.srv.now(),
+                                         expired=self.srv.issued_expired())
         ev.update(info)
         if message:
             await self._respond(403, message, event=ev)
             return False
+        if info.get("akid") in self.srv.issued:
+            self.temp_akid = info["akid"]
 
-        try:
-            host, port = self.srv.upstream
-            self.up_reader, self.up_writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), UPSTREAM_TIMEOUT)
-            self.up_writer.get_extra_info("socket").setsockopt(
-                socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, asyncio.TimeoutError) as e:
-            self.log("upstream connect failed: %s" % e)
+        if not await self._connect_upstream():
             await self._respond(502, "Upstream broker unreachable.", event=ev)
             return False
 
@@ -1275,6 +1529,78 @@ class Conn:
         self.srv.counters["upgrades_ok"] += 1
         self.set_state("open", "101 akid=%s" % info.get("akid"))
         return True
+
+    async def _connect_upstream(self):
+        """This client's own connection to the upstream broker: True, or
+        False (logged) when it cannot be had."""
+        try:
+            host, port = self.srv.upstream
+            self.up_reader, self.up_writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), UPSTREAM_TIMEOUT)
+            self.up_writer.get_extra_info("socket").setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, asyncio.TimeoutError) as e:
+            self.log("upstream connect failed: %s" % e)
+            return False
+        return True
+
+    # -- MQTT over mutual TLS
+
+    async def _start_mqtts(self):
+        """After the handshake: the upstream connection, then MQTT. There is
+        no HTTP answer to refuse with, so an unreachable upstream closes."""
+        if not await self._connect_upstream():
+            self.request_close("fakeaws", "upstream unreachable", "tls")
+            return False
+        self.upgraded = time.monotonic()    # max_age counts from here
+        self.srv.counters["mqtts_ok"] += 1
+        self.set_state("open", "mqtts cn=%s" % q(self.cert_cn))
+        # The 10 s from accept also bound the wait for CONNECT.
+        left = self.accepted + HANDSHAKE_TIMEOUT - time.monotonic()
+        self.connect_timer = asyncio.get_running_loop().call_later(
+            max(left, 0), self._connect_timeout)
+        return True
+
+    def _connect_timeout(self):
+        if not self.connect_seen and not self.close_req:
+            self.emit("timeout", phase="connect")
+            self.request_close("fakeaws", "no CONNECT in time", "abort")
+
+    # -- the credentials provider
+
+    async def _provide_credentials(self, req):
+        """GET /role-aliases/ALIAS/credentials with x-amzn-iot-thingname:
+        temporary credentials for the thing whose certificate this is."""
+        h = req["headers"]
+        path = req["target"].partition("?")[0]
+        m = re.fullmatch(r"/role-aliases/([^/]+)/credentials", path)
+        alias = urllib.parse.unquote(m.group(1)) if m else None
+        thing = h.get("x-amzn-iot-thingname")
+        ev = {"method": req["method"], "path": path, "role_alias": alias,
+              "thing_name": thing, "client_cn": self.cert_cn}
+        if req["method"] != "GET" or m is None:
+            status, message = 404, "Not Found"
+        elif alias not in self.srv.settings["role_aliases"]:
+            status, message = 404, "Role alias does not exist"
+        elif not thing:
+            status, message = 400, "Thing name is missing"
+        elif thing != self.cert_cn or self.cert_cn in self.srv.revoked:
+            # The certificate must be the thing's (fakeaws: its CN), and
+            # active.
+            status, message = 403, "Access Denied"
+        else:
+            status, message = 200, "ok"
+        if status != 200:
+            await self._respond(status, message, event=ev,
+                                event_type="credentials")
+            return
+        cred = self.srv.issue(thing, self.cert_cn, alias)
+        ev.update(akid=cred["accessKeyId"], expiration=cred["expiration"],
+                  lifetime=self.srv.settings["credential_lifetime"])
+        self.log("credentials issued akid=%s thing=%s expiration=%s" % (
+            cred["accessKeyId"], q(thing), cred["expiration"]))
+        await self._respond(200, "ok", event=ev, event_type="credentials",
+                            body={"credentials": cred})
 
     # -- client -> upstream
 
@@ -1461,17 +1787,11 @@ class Conn:
                 rule, action = "qos2", "ignore"
                 detail = "PUBLISH QoS 2 is not supported"
             else:
-                rate = self.srv.settings["publish_rate"]
-                now = time.monotonic()
-                w = self.pub_times
-                while w and w[0] <= now - 1.0:
-                    w.popleft()
-                if rate and len(w) >= rate:
-                    rule, action = "publish_rate", "drop"
-                    detail = "over %s PUBLISHes per second" % rate
-                else:
-                    w.append(now)
+                rule, detail = self._throttle(len(m["payload"]))
+                if rule:
+                    action = "drop"
         self.srv.counters["publishes"] += 1
+        self.srv.count_publish(self.cid_text(), rule)
         self.emit("publish", client_id=self.cid_text(),
                   topic=text(m["topic"]), qos=m["qos"], dup=m["dup"],
                   retain=m["retain"], packet_id=m["pid"],
@@ -1484,6 +1804,26 @@ class Conn:
         if action == "disconnect":
             self.request_close("fakeaws", rule, "ws", 1008)
         return None
+
+    def _throttle(self, nbytes):
+        """AWS's throughput limits per connection, kept per client id (as
+        AWS keys connections), so a reconnect does not start afresh: a
+        1-second sliding window of accepted PUBLISHes and of their payload
+        bytes. Returns (rule, detail) of a refusal, or (None, None)."""
+        now = time.monotonic()
+        w = self.srv.window(self.client_id or ("conn", self.id))
+        while w.times and w.times[0][0] <= now - 1.0:
+            w.bytes -= w.times.popleft()[1]
+        rate = self.srv.settings["publish_rate"]
+        bandwidth = self.srv.settings["bandwidth"]
+        if rate and len(w.times) >= rate:
+            return "publish_rate", "over %s PUBLISHes per second" % rate
+        if bandwidth and w.bytes + nbytes > bandwidth:
+            return "bandwidth", "over %d payload bytes per second" % (
+                bandwidth)
+        w.times.append((now, nbytes))
+        w.bytes += nbytes
+        return None, None
 
     async def _on_subscribe(self, p, limits):
         pid, filters = decode_filters(p.first, p.body, True)
@@ -1612,10 +1952,16 @@ class Conn:
     async def _send_mqtt(self, data):
         """MQTT bytes to the client in binary frames: one frame, or frames of
         at most frame_split bytes (cutting packets anywhere), optionally as
-        one fragmented message. Serialised by a lock, so two senders never
-        interleave frames inside a packet."""
+        one fragmented message (over mqtts: the bytes as they are).
+        Serialised by a lock, so two senders never interleave frames inside
+        a packet."""
         async with self.send_lock:
             if self.done.is_set() or self.writer.transport.is_closing():
+                return
+            if self.transport == "mqtts":
+                self.tls.write(data)
+                self.bytes_out += len(data)
+                await self.writer.drain()
                 return
             split = self.srv.settings["frame_split"] or len(data)
             frag = self.srv.settings["fragment"]
@@ -1657,6 +2003,26 @@ def listen_socket(host, port):
     return s
 
 
+class Window:
+    """A 1-second sliding window of one client id's accepted PUBLISHes:
+    (monotonic time, payload bytes), and the bytes in it."""
+
+    __slots__ = ("times", "bytes")
+
+    def __init__(self):
+        self.times = collections.deque()
+        self.bytes = 0
+
+
+def aws_time(epoch):
+    """ISO 8601 as AWS's JSON APIs write it: 2026-12-08T12:34:56Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _random_text(alphabet, n):
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
 class Server:
     def __init__(self, args):
         self.args = args
@@ -1669,8 +2035,18 @@ class Server:
             "frame_split": args.frame_split,
             "fragment": args.fragment,
             "region": args.region,
+            "bandwidth": args.bandwidth or None,
+            "credential_lifetime": float(args.credential_lifetime),
+            "role_aliases": list(args.role_alias or [DEFAULT_ROLE_ALIAS]),
+            "mqtts_require_alpn": args.mqtts_require_alpn,
+            "close_on_expiry": not args.no_close_on_expiry,
         }
         self.refuse_until = 0.0
+        self.refuse_listener = {}   # listener -> monotonic time
+        self.windows = {}           # client id -> Window
+        self.publish_counts = {}    # client id -> {received, forwarded, ...}
+        self.issued = {}            # akid -> temporary credentials
+        self.revoked = set()        # CNs of certificates made inactive
         self.stall_new_until = 0.0
         self.upstream = hostport(args.upstream)
         self.conns = {}
@@ -1684,10 +2060,90 @@ class Server:
         """fakeaws's clock: real UTC plus the configured offset."""
         return time.time() + self.settings["clock_offset"]
 
+    def window(self, key):
+        w = self.windows.get(key)
+        if w is None:
+            w = self.windows[key] = Window()
+        return w
+
+    def count_publish(self, client_id, refused_by):
+        """Publishes per client id, as AWS's per-connection quotas count
+        them: received, and forwarded or refused (by which rule)."""
+        c = self.publish_counts.setdefault(
+            client_id or "", {"received": 0, "forwarded": 0, "refused": 0,
+                              "refused_by": {}})
+        c["received"] += 1
+        if refused_by is None:
+            c["forwarded"] += 1
+        else:
+            c["refused"] += 1
+            c["refused_by"][refused_by] = c["refused_by"].get(
+                refused_by, 0) + 1
+
+    # -- temporary credentials (the credentials provider)
+
+    def issue(self, thing, cn, alias):
+        """New temporary credentials for a thing, shaped like STS's: an
+        ASIA... key id, a 40-character secret, a session token; they expire
+        credential_lifetime seconds from now on fakeaws's clock (to the
+        second, as the answer says)."""
+        akid = "ASIA" + _random_text(string.ascii_uppercase + "234567", 16)
+        secret = base64.b64encode(secrets.token_bytes(30)).decode()
+        token = "IQoJb3JpZ2luX2Vj" + base64.b64encode(
+            secrets.token_bytes(600)).decode()
+        expires = int(self.now() + self.settings["credential_lifetime"])
+        self.issued[akid] = {"secret": secret, "token": token,
+                             "expires": float(expires), "thing": thing,
+                             "cn": cn, "alias": alias}
+        return {"accessKeyId": akid, "secretAccessKey": secret,
+                "sessionToken": token, "expiration": aws_time(expires)}
+
+    def issued_valid(self):
+        now = self.now()
+        return {k: (v["secret"], v["token"]) for k, v in self.issued.items()
+                if v["expires"] > now}
+
+    def issued_expired(self):
+        now = self.now()
+        return {k for k, v in self.issued.items() if v["expires"] <= now}
+
+    def close_expired(self):
+        """Close the connections whose upgrade was signed with credentials
+        that have expired (AWS ends them then). Returns those closed."""
+        if not self.settings["close_on_expiry"]:
+            return []
+        expired = self.issued_expired()
+        closing = [c for c in self.conns.values()
+                   if c.temp_akid in expired and not c.close_req]
+        for c in closing:
+            c.request_close("fakeaws", "credentials expired", "ws", 1008)
+        return closing
+
+    async def _expiry_watch(self):
+        while True:
+            await asyncio.sleep(EXPIRY_CHECK)
+            self.close_expired()
+
     def forget(self, conn):
         self.conns.pop(conn.id, None)
         if conn.client_id and self.clients.get(conn.client_id) is conn:
             del self.clients[conn.client_id]
+
+    def _context(self, crt, key, client_ca=None, alpn=None):
+        """A server TLS context: TLS 1.2 at least, no renegotiation, SNI
+        checked; with client_ca, client certificates required and verified
+        against it; alpn, the one protocol it selects when offered."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.options |= ssl.OP_NO_RENEGOTIATION
+        ctx.load_cert_chain(crt, key)
+        ctx.sni_callback = self._sni
+        if client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(client_ca)
+        if alpn:
+            ctx.set_alpn_protocols([alpn])
+        return ctx
 
     def _sni(self, obj, name, ctx):
         # Called inside the handshake; obj is the connection's SSLObject.
@@ -1697,29 +2153,30 @@ class Server:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         return None
 
-    async def _on_accept(self, reader, writer):
+    async def _on_accept(self, reader, writer, listener="wss"):
         t = time.monotonic()        # first thing: backoff tests use it
         name = writer.get_extra_info("peername")
         peer = "%s:%s" % name[:2] if name else "?"
         cid = self.next_id
         self.next_id += 1
         self.counters["accepts"] += 1
-        if t < self.refuse_until:
+        if t < max(self.refuse_until, self.refuse_listener.get(listener, 0)):
             self.counters["refused_accepts"] += 1
             self.events.emit("accept", mono=t, conn=cid, peer=peer,
-                             refused=True)
-            log("conn=%d accept peer=%s refused" % (cid, peer))
+                             refused=True, listener=listener)
+            log("conn=%d accept peer=%s listener=%s refused" % (
+                cid, peer, listener))
             writer.close()
             return
         self.events.emit("accept", mono=t, conn=cid, peer=peer,
-                         refused=False)
-        log("conn=%d accept peer=%s" % (cid, peer))
+                         refused=False, listener=listener)
+        log("conn=%d accept peer=%s listener=%s" % (cid, peer, listener))
         try:
             writer.get_extra_info("socket").setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        c = Conn(self, cid, reader, writer, t, peer)
+        c = Conn(self, cid, reader, writer, t, peer, listener)
         if t < self.stall_new_until:
             c.stall_until = self.stall_new_until
         self.conns[cid] = c
@@ -1757,9 +2214,16 @@ class Server:
     async def control(self, req):
         cmd = req.get("cmd")
         args = {k: v for k, v in req.items() if k != "cmd"}
-        conns = list(self.conns.values())
+        listener = req.get("listener")
+        if listener not in (None, "wss", "mqtts", "creds"):
+            raise ValueError("listener must be wss, mqtts or creds")
+        # drop, stall and close_after act on one listener's connections
+        # when given one (on the wss port, ALPN MQTT ones are wss's too)
+        conns = [c for c in self.conns.values()
+                 if listener is None or c.listener == listener]
         if cmd in ("drop", "refuse", "stall", "close_after", "set", "kick",
-                   "ws_ping"):
+                   "ws_ping", "expire_credentials", "revoke",
+                   "publish_counts"):
             self.events.emit("control", cmd=cmd, args=args)
             log("control %s %s" % (cmd, q(json.dumps(args))))
         if cmd == "ping":
@@ -1773,7 +2237,10 @@ class Server:
             return {"ok": True, "dropped": len(conns)}
         if cmd == "refuse":
             s = float(req["seconds"])
-            self.refuse_until = time.monotonic() + s
+            if listener is None:
+                self.refuse_until = time.monotonic() + s
+            else:
+                self.refuse_listener[listener] = time.monotonic() + s
             return {"ok": True, "seconds": s}
         if cmd == "stall":
             s = float(req["seconds"])
@@ -1804,10 +2271,43 @@ class Server:
             payload = str(req.get("payload", "fakeaws")).encode()[:125]
             n = 0
             for c in conns:
-                if c.state == "open" and not c.close_req:
+                if (c.state == "open" and not c.close_req and
+                        c.transport == "wss"):
                     c.tls.write(ws_frame(OP_PING, payload))
                     n += 1
             return {"ok": True, "pinged": n}
+        if cmd == "expire_credentials":
+            akid = req.get("access_key_id")
+            now = self.now()
+            hit = [k for k, v in self.issued.items()
+                   if (akid is None or k == akid) and v["expires"] > now]
+            if akid is not None and akid not in self.issued:
+                raise ValueError("no such access key id")
+            for k in hit:
+                self.issued[k]["expires"] = now
+            closing = self.close_expired()
+            await self._close_all(closing)
+            return {"ok": True, "expired": len(hit), "closed": len(closing)}
+        if cmd == "credentials":
+            now = self.now()
+            return {"ok": True, "credentials": [{
+                "access_key_id": k, "thing_name": v["thing"],
+                "role_alias": v["alias"], "client_cn": v["cn"],
+                "expiration": aws_time(v["expires"]),
+                "expired": v["expires"] <= now}
+                for k, v in self.issued.items()]}
+        if cmd == "revoke":
+            cn = str(req["cn"])
+            if flag(req.get("revoked", True)):
+                self.revoked.add(cn)
+            else:
+                self.revoked.discard(cn)
+            return {"ok": True, "revoked": sorted(self.revoked)}
+        if cmd == "publish_counts":
+            counts = json.loads(json.dumps(self.publish_counts))
+            if flag(req.get("reset", False)):
+                self.publish_counts.clear()
+            return {"ok": True, "counts": counts}
         if cmd == "events":
             return {"ok": True, "events": self.events.since(
                 int(req.get("since", 0)), req.get("type")),
@@ -1823,12 +2323,18 @@ class Server:
                         "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
                         "subscriptions": len(c.subs),
                         "stalled": c.stall_until > now,
-                        "closing": bool(c.close_req)} for c in conns]}
+                        "closing": bool(c.close_req),
+                        "listener": c.listener, "transport": c.transport,
+                        "client_cn": c.cert_cn} for c in conns],
+                    "publish_counts": self.publish_counts}
         raise ValueError("unknown command %r" % (cmd,))
 
     def _settings(self):
         s = dict(self.settings)
-        s["refusing"] = max(self.refuse_until - time.monotonic(), 0)
+        now = time.monotonic()
+        s["refusing"] = max(self.refuse_until - now, 0)
+        s["refusing_listeners"] = {k: max(v - now, 0)
+                                   for k, v in self.refuse_listener.items()}
         return s
 
     def _set(self, args):
@@ -1840,6 +2346,11 @@ class Server:
             "frame_split": lambda v: int(v) if v else None,
             "fragment": flag,
             "region": str,
+            "bandwidth": lambda v: int(v) if v else None,
+            "credential_lifetime": float,
+            "role_aliases": lambda v: [str(a) for a in v],
+            "mqtts_require_alpn": flag,
+            "close_on_expiry": flag,
         }
         bad = set(args) - set(conv)
         if bad:
@@ -1847,6 +2358,8 @@ class Server:
         new = {k: conv[k](v) for k, v in args.items()}
         if new.get("frame_split") is not None and new["frame_split"] < 1:
             raise ValueError("frame_split must be >= 1")
+        if new.get("credential_lifetime", 1) <= 0:
+            raise ValueError("credential_lifetime must be > 0")
         self.settings.update(new)
         if "max_age" in new:
             for c in self.conns.values():
@@ -1862,38 +2375,48 @@ class Server:
         self.names = set(names)
         certdir = a.certdir or tempfile.mkdtemp(prefix="fakeaws-")
         ca, crt, key = ensure_certs(certdir, names, a.key_type)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.options |= ssl.OP_NO_RENEGOTIATION
-        ctx.load_cert_chain(crt, key)
-        ctx.sni_callback = self._sni
-        self.ssl_ctx = ctx
+        device_ca = a.device_ca or ensure_device_cas(certdir)
+        self.ssl_ctx = self._context(crt, key)
+        self.mtls_ctx = self._context(crt, key, device_ca, ALPN_MQTT)
+        self.creds_ctx = self._context(crt, key, device_ca, "http/1.1")
 
         loop = asyncio.get_running_loop()
         self.stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
-        lsock = listen_socket(*hostport(a.listen))
+        socks = {name: listen_socket(*hostport(addr)) for name, addr in (
+            ("wss", a.listen), ("mqtts", a.mqtts_listen),
+            ("creds", a.creds_listen))}
         csock = listen_socket(*hostport(a.control))
-        server = await asyncio.start_server(self._on_accept, sock=lsock)
+        servers = [await asyncio.start_server(
+            functools.partial(self._on_accept, listener=name), sock=sock)
+            for name, sock in socks.items()]
         control = await asyncio.start_server(self._on_control, sock=csock)
-        port, cport = lsock.getsockname()[1], csock.getsockname()[1]
-        self.events.emit("listening", port=port, control_port=cport)
-        log("listening on %s port %d, control port %d, ca %s, upstream %s:%d,"
-            " region %s, limits %s" % (
-                lsock.getsockname()[0], port, cport, ca, *self.upstream,
-                self.settings["region"],
-                "on" if self.settings["limits"] else "off"))
+        port, cport = socks["wss"].getsockname()[1], csock.getsockname()[1]
+        mport = socks["mqtts"].getsockname()[1]
+        crport = socks["creds"].getsockname()[1]
+        watch = asyncio.create_task(self._expiry_watch())
+        self.events.emit("listening", port=port, control_port=cport,
+                         mqtts_port=mport, creds_port=crport)
+        log("listening on %s port %d (mqtts %d, credentials %d), control "
+            "port %d, ca %s, device ca %s, upstream %s:%d, region %s, limits "
+            "%s" % (socks["wss"].getsockname()[0], port, mport, crport,
+                    cport, ca, device_ca, *self.upstream,
+                    self.settings["region"],
+                    "on" if self.settings["limits"] else "off"))
         if a.ready_file:
             tmp = "%s.tmp.%d" % (a.ready_file, os.getpid())
             with open(tmp, "w") as f:
                 json.dump({"port": port, "control_port": cport, "ca": ca,
-                           "pid": os.getpid()}, f)
+                           "mqtts_port": mport, "creds_port": crport,
+                           "device_ca": device_ca, "pid": os.getpid()}, f)
             os.replace(tmp, a.ready_file)
 
         await self.stop.wait()
         log("stopping")
-        server.close()
+        watch.cancel()
+        for server in servers:
+            server.close()
         control.close()
         conns = list(self.conns.values())
         for c in conns:
@@ -1908,7 +2431,31 @@ def parse_args(argv=None):
         description="A local stand-in for AWS IoT Core (MQTT over SigV4 "
                     "WebSocket), relaying to an MQTT broker.")
     ap.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
-                    help="TLS listener (port 0: any free port)")
+                    help="TLS listener (port 0: any free port): WebSocket, "
+                         "and MQTT with client certificates for ALPN "
+                         "x-amzn-mqtt-ca (AWS's 443)")
+    ap.add_argument("--mqtts-listen", default="127.0.0.1:0",
+                    metavar="HOST:PORT",
+                    help="MQTT over mutual TLS listener (AWS's 8883)")
+    ap.add_argument("--mqtts-require-alpn", action="store_true",
+                    help="the mqtts listener refuses clients without ALPN "
+                         "x-amzn-mqtt-ca")
+    ap.add_argument("--creds-listen", default="127.0.0.1:0",
+                    metavar="HOST:PORT",
+                    help="credentials provider listener (HTTPS, mutual TLS)")
+    ap.add_argument("--device-ca", metavar="FILE",
+                    help="CA that client certificates must chain to "
+                         "(default: CERTDIR/device-ca.crt, made when "
+                         "missing)")
+    ap.add_argument("--role-alias", action="append", metavar="NAME",
+                    help="a role alias the credentials provider knows "
+                         "(repeatable; default %s)" % DEFAULT_ROLE_ALIAS)
+    ap.add_argument("--credential-lifetime", type=float,
+                    default=DEFAULT_CREDENTIAL_LIFETIME, metavar="SECONDS",
+                    help="life of the temporary credentials issued")
+    ap.add_argument("--no-close-on-expiry", action="store_true",
+                    help="keep connections signed with temporary "
+                         "credentials open after these expire")
     ap.add_argument("--upstream", required=True, metavar="HOST:PORT",
                     help="the MQTT broker (plain TCP) sessions are relayed to")
     ap.add_argument("--credentials", required=True, metavar="FILE",
@@ -1937,6 +2484,9 @@ def parse_args(argv=None):
     ap.add_argument("--publish-rate", type=int, default=DEFAULT_PUBLISH_RATE,
                     metavar="N", help="PUBLISHes per second per connection "
                                       "(0: unlimited)")
+    ap.add_argument("--bandwidth", type=int, default=DEFAULT_BANDWIDTH,
+                    metavar="BYTES", help="PUBLISH payload bytes/s per "
+                                          "connection (0: unlimited)")
     ap.add_argument("--no-limits", action="store_true",
                     help="do not enforce AWS IoT Core's rules")
     ap.add_argument("--frame-split", type=int, metavar="N",

@@ -14,18 +14,28 @@ AWS IoT Core) and fakeaws in front of it, both stopped when the test ends.
         aws.control("drop")                   # cut every connection
         ev = aws.wait_event(type="accept", since=seq)
 
+        # X.509: a device certificate, MQTT over mutual TLS, temporary
+        # credentials from the credentials provider
+        dev = aws.mint_device_cert("gw-01")       # CN = thing name
+        ctx = aws.client_context(dev, alpn=None)  # for aws.mqtts_port
+        status, body = aws.fetch_credentials(dev) # 200, {"credentials": ...}
+
 Every wait is bounded; only the processes started here are ever stopped.
 Event "mono" timestamps are time.monotonic() in fakeaws; on Linux that is
 the system-wide CLOCK_MONOTONIC, so they compare with the test's own
 time.monotonic().
 """
+import collections
+import http.client
 import json
 import os
 import pathlib
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import sys
 import threading
 import time
 
@@ -33,6 +43,11 @@ import paho.mqtt.client as mqtt
 
 HERE = pathlib.Path(__file__).resolve().parent
 FAKEAWS = HERE / "fakeaws.py"
+sys.path.insert(0, str(HERE))
+import fakeaws  # noqa: E402  (certificate minting, shared with fakeaws)
+
+# A device certificate: its files and the CN (the thing name) it carries.
+DeviceCert = collections.namedtuple("DeviceCert", "cert key name")
 # Debian's interpreter: the one that sees python3-botocore.
 PYTHON = "/usr/bin/python3"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -155,18 +170,22 @@ class FakeAws:
     FakeAws(tmpdir, credentials=None, *, region="us-east-1", hostnames=(),
             certdir=None, key_type="rsa", clock_offset=0, max_age=None,
             publish_rate=None, limits=True, frame_split=None, fragment=False,
-            timeout=10.0)
+            bandwidth=None, role_aliases=None, credential_lifetime=None,
+            mqtts_require_alpn=False, close_on_expiry=True, timeout=10.0)
 
     credentials: list of {"access_key_id", "secret_access_key",
     "session_token"?} (default: one made-up long-term key). certdir: where the
     CA and certificate live (default tmpdir/certs; share one between tests to
-    skip regenerating keys). The other options are fakeaws's command line
-    options of the same name."""
+    skip regenerating keys; device certificates are kept there too). The
+    other options are fakeaws's command line options of the same name."""
 
     def __init__(self, tmpdir, credentials=None, *, region="us-east-1",
                  hostnames=(), certdir=None, key_type="rsa", clock_offset=0,
                  max_age=None, publish_rate=None, limits=True,
-                 frame_split=None, fragment=False, timeout=TIMEOUT):
+                 frame_split=None, fragment=False, bandwidth=None,
+                 role_aliases=None, credential_lifetime=None,
+                 mqtts_require_alpn=False, close_on_expiry=True,
+                 timeout=TIMEOUT):
         self.dir = pathlib.Path(tmpdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.credentials = list(credentials if credentials is not None
@@ -196,9 +215,21 @@ class FakeAws:
             self.args += ["--frame-split", str(frame_split)]
         if fragment:
             self.args.append("--fragment")
+        if bandwidth is not None:
+            self.args += ["--bandwidth", str(bandwidth)]
+        self.role_aliases = list(role_aliases or [fakeaws.DEFAULT_ROLE_ALIAS])
+        for a in self.role_aliases:
+            self.args += ["--role-alias", a]
+        if credential_lifetime is not None:
+            self.args += ["--credential-lifetime", str(credential_lifetime)]
+        if mqtts_require_alpn:
+            self.args.append("--mqtts-require-alpn")
+        if not close_on_expiry:
+            self.args.append("--no-close-on-expiry")
         self.proc = self.mosquitto = None
         self.port = self.control_port = self.upstream_port = None
-        self.ca_file = None
+        self.mqtts_port = self.creds_port = None
+        self.ca_file = self.device_ca_file = None
         self.clients = []
 
     # -- lifecycle
@@ -241,6 +272,9 @@ class FakeAws:
         self.port = ready["port"]
         self.control_port = ready["control_port"]
         self.ca_file = ready["ca"]
+        self.mqtts_port = ready["mqtts_port"]
+        self.creds_port = ready["creds_port"]
+        self.device_ca_file = ready["device_ca"]
         return self
 
     def _start_mosquitto(self):
@@ -289,6 +323,16 @@ class FakeAws:
     @property
     def endpoint(self):
         return "localhost:%d" % self.port
+
+    @property
+    def mqtts_endpoint(self):
+        """MQTT over mutual TLS (AWS's 8883)."""
+        return "localhost:%d" % self.mqtts_port
+
+    @property
+    def creds_endpoint(self):
+        """The credentials provider (AWS's CREDENTIALS_ENDPOINT:443)."""
+        return "localhost:%d" % self.creds_port
 
     @property
     def pid(self):
@@ -362,6 +406,71 @@ class FakeAws:
         tmp = self.credentials_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.credentials))
         os.replace(tmp, self.credentials_file)
+
+    # -- X.509: device certificates, mutual TLS, the credentials provider
+
+    def mint_device_cert(self, name, key_type="rsa", other_ca=False,
+                         traditional=False):
+        """A DeviceCert (files in certdir/devices, the key 0600) with CN
+        `name`, the thing name the credentials provider checks; from the
+        device CA fakeaws trusts, or with other_ca from one it does not.
+        key_type rsa (2048) or ec (P-256); traditional: the key as PKCS#1 /
+        SEC1 (AWS's console) instead of PKCS#8. Works before start()."""
+        cert, key = fakeaws.mint_device_cert(
+            str(self.certdir), name, key_type, other_ca, traditional)
+        return DeviceCert(cert, key, name)
+
+    def client_context(self, device=None, alpn=None):
+        """A client ssl.SSLContext that trusts fakeaws's CA, presents
+        `device` (a DeviceCert) if given and offers ALPN `alpn` (a name or a
+        list) if given. TLS EOFs without close_notify raise, so a test can
+        tell a refusal from a clean end."""
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+        if device is not None:
+            ctx.load_cert_chain(device.cert, device.key)
+        if alpn:
+            ctx.set_alpn_protocols([alpn] if isinstance(alpn, str)
+                                   else list(alpn))
+        return ctx
+
+    def fetch_credentials(self, device, role_alias=None, thing_name=None,
+                          headers=None):
+        """GET /role-aliases/ALIAS/credentials from the credentials provider
+        with `device`'s certificate and x-amzn-iot-thingname (default: the
+        certificate's name; False: no header). Returns (status, the JSON
+        body as a dict)."""
+        alias = role_alias or self.role_aliases[0]
+        hdrs = dict(headers or {})
+        thing = device.name if thing_name is None else thing_name
+        if thing is not False:
+            hdrs["x-amzn-iot-thingname"] = thing
+        conn = http.client.HTTPSConnection(
+            "localhost", self.creds_port, timeout=self.timeout,
+            context=self.client_context(device))
+        try:
+            conn.request("GET", "/role-aliases/%s/credentials" % alias,
+                         headers=hdrs)
+            r = conn.getresponse()
+            return r.status, json.loads(r.read() or b"null")
+        finally:
+            conn.close()
+
+    def expire_credentials(self, access_key_id=None):
+        """Make issued temporary credentials (one, or all) expire now: the
+        next upgrade signed with them gets 403, and the connections signed
+        with them are closed. Returns the control answer."""
+        args = {} if access_key_id is None else {
+            "access_key_id": access_key_id}
+        return self.control("expire_credentials", **args)
+
+    def revoke(self, name, revoked=True):
+        """Make the certificates with CN `name` inactive (or active again)."""
+        return self.control("revoke", cn=name, revoked=revoked)
+
+    def publish_counts(self, reset=False):
+        """{client id: {received, forwarded, refused, refused_by}}."""
+        return self.control("publish_counts", reset=reset)["counts"]
 
     def upstream_client(self, client_id=None):
         """A connected UpstreamClient, closed when the harness stops."""

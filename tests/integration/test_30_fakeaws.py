@@ -9,12 +9,19 @@ botocore, so the two must agree independently). One test also replays a
 vector from tests/data/sigv4/vectors.h, the file lib/sigv4 is unit-tested
 against. The MQTT side reuses mqttraw's builders and packet reader.
 
+The X.509 side is the referee for the gateway's certificate transports and
+its credentials provider client: MQTT over mutual TLS with ssl's client
+certificates (RSA and EC, TLS 1.2 and 1.3, refusals of what AWS refuses),
+ALPN x-amzn-mqtt-ca on both ports, and temporary credentials fetched with
+http.client, then used in upgrades signed by hand and by botocore.
+
 Run: /usr/bin/python3 -m pytest tests/integration/test_30_fakeaws.py
 """
 import base64
 import email.utils
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import pathlib
@@ -35,7 +42,8 @@ from mqttraw import (PINGRESP, PUBACK, Closed, connect, pingreq, publish,
 
 SRC = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(SRC / "tests" / "fakeaws"))
-from harness import FakeAws  # noqa: E402
+import fakeaws  # noqa: E402
+from harness import DeviceCert, FakeAws  # noqa: E402
 
 TIMEOUT = 5.0
 CRED = {"access_key_id": "AKIATESTFAKEAWS00001",
@@ -97,6 +105,19 @@ def client_frame(opcode, payload=b"", fin=True, mask=True, rsv=0):
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
+def tls_socket(ctx, port, sni, timeout):
+    """A TLS connection to 127.0.0.1:port. Ragged EOFs raise, so a test can
+    tell close_notify from a cut."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        return ctx.wrap_socket(sock, server_hostname=sni,
+                               suppress_ragged_eofs=False)
+    except BaseException:
+        sock.close()
+        raise
+
+
 class HttpRefused(Exception):
     pass
 
@@ -129,8 +150,6 @@ class WsClient(mqttraw.RawClient):
                               else cred.get("session_token"), when)
             if path:
                 target = path + target[len("/mqtt"):]
-        sock = socket.create_connection(("127.0.0.1", aws.port), timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ctx = ssl.create_default_context(cafile=aws.ca_file)
         if sni is None:
             ctx.check_hostname = False
@@ -143,13 +162,7 @@ class WsClient(mqttraw.RawClient):
                 warnings.simplefilter("ignore", DeprecationWarning)
                 ctx.minimum_version = ssl.TLSVersion.TLSv1
                 ctx.maximum_version = tls_max
-        try:
-            # ragged EOFs raise, so a test can tell close_notify from a cut
-            self.sock = ctx.wrap_socket(sock, server_hostname=sni,
-                                        suppress_ragged_eofs=False)
-        except BaseException:
-            sock.close()
-            raise
+        self.sock = tls_socket(ctx, aws.port, sni, timeout)
         self.key = base64.b64encode(os.urandom(16)).decode()
         lines = ["GET %s HTTP/1.1" % target, "Host: " + host,
                  "Upgrade: websocket", "Connection: Upgrade",
@@ -937,3 +950,396 @@ def test_sigterm_exits_0_promptly(aws, clients):
     t0 = time.monotonic()
     assert aws.stop() == 0
     assert time.monotonic() - t0 < 3
+
+
+# --- X.509: MQTT over mutual TLS ---------------------------------------------
+
+class MqttsClient(mqttraw.RawClient):
+    """MQTT straight over mutual TLS to fakeaws: its mqtts listener (AWS's
+    8883), or with alpn="x-amzn-mqtt-ca" its WebSocket port (AWS's 443).
+    RawClient's packet API; a TLS alert or an EOF without close_notify ends
+    reads with Closed, and is kept in .tls_error."""
+
+    def __init__(self, aws, device=None, *, port=None, alpn=None,
+                 sni="localhost", tls_max=None, timeout=TIMEOUT):
+        self.timeout = timeout
+        self.buf = b""
+        self.eof = False
+        self.pending = []
+        self.tls_error = None
+        ctx = aws.client_context(device, alpn)
+        if tls_max is not None:
+            ctx.maximum_version = tls_max
+        self.sock = tls_socket(ctx, port or aws.mqtts_port, sni, timeout)
+
+    def _fill(self, deadline):
+        try:
+            super()._fill(deadline)
+        except ssl.SSLError as e:
+            self.tls_error = e
+            self.eof = True
+            raise Closed() from None
+
+
+@pytest.fixture(scope="module")
+def devices(certdir):
+    """Device certificates, minted once for the module: RSA (PKCS#8), EC
+    (SEC1, as AWS's console hands keys out), a second thing, and one from a
+    CA fakeaws does not trust."""
+    def mint(name, *a):
+        cert, key = fakeaws.mint_device_cert(str(certdir), name, *a)
+        return DeviceCert(cert, key, name)
+    return {"rsa": mint("gw-rsa"), "ec": mint("gw-ec", "ec", False, True),
+            "thing2": mint("gw-two"),
+            "other": mint("gw-rsa", "rsa", True)}
+
+
+@pytest.fixture
+def mqtts(clients):
+    """Opens MqttsClients (CONNECTed as client_id if given), closed when the
+    test ends."""
+    def open_(aws, device=None, client_id=None, **kw):
+        c = clients(MqttsClient(aws, device, **kw))
+        if client_id is not None:
+            c.connect(client_id)
+        return c
+    return open_
+
+
+def refused(open_, aws, device=None, **kw):
+    """A connection fakeaws refuses at the TLS level: the handshake fails,
+    or (TLS 1.3: the client's certificate is checked after the client's
+    handshake is done) the first read does."""
+    try:
+        c = open_(aws, device, **kw)
+        c.send(connect("refused-1"))
+        c.expect_connack(0, timeout=3)
+    except (ssl.SSLError, Closed, ConnectionResetError, BrokenPipeError):
+        return
+    raise AssertionError("connection was not refused")
+
+
+def test_mqtts_round_trip(aws, mqtts, devices):
+    """MQTT over mutual TLS both ways, with an RSA and an EC certificate:
+    the same relay to mosquitto as the WebSocket listener."""
+    sub = aws.subscribe_upstream("x509/#")
+    for kind in ("rsa", "ec"):
+        dev = devices[kind]
+        c = mqtts(aws, dev, client_id="tls-" + kind)
+        c.publish("x509/" + kind, b"up", qos=1, pid=3)
+        assert c.expect(PUBACK).pid == 3
+        assert c.subscribe(4, [("down/" + kind, 1)]) == [1]
+        aws.publish_upstream("down/" + kind, b"cmd", qos=1)
+        p = c.expect_publish()
+        assert (p.topic, p.payload) == ("down/" + kind, b"cmd")
+        c.send(mqttraw.puback(p.pid))
+        c.send(mqttraw.disconnect())
+        c.expect_closed()
+    assert [(m.topic, m.payload) for m in sub.wait_messages(2)] == [
+        ("x509/rsa", b"up"), ("x509/ec", b"up")]
+    tls = [e for e in aws.events("tls") if e["ok"]]
+    assert [(e["client_cn"], e["listener"], e["transport"], e["alpn"])
+            for e in tls] == [("gw-rsa", "mqtts", "mqtts", None),
+                              ("gw-ec", "mqtts", "mqtts", None)]
+    assert [e["client_id"] for e in aws.events("publish")] == \
+        ["tls-rsa", "tls-ec"]
+    disc = aws.wait_event(type="disconnect")
+    assert (disc["by"], disc["transport"], disc["ws_code"]) == \
+        ("client", "mqtts", None)
+    assert aws.events("upgrade") == []
+    assert "as tls-rsa " in aws.mosquitto_log()
+    # TLS 1.2, all mbedTLS 2.28 (Debian 12) speaks, with either key
+    for kind in ("rsa", "ec"):
+        c = mqtts(aws, devices[kind], client_id="tls12-" + kind,
+                  tls_max=ssl.TLSVersion.TLSv1_2)
+        c.ping()
+        assert c.sock.version() == "TLSv1.2"
+    refused(mqtts, aws, devices["other"], tls_max=ssl.TLSVersion.TLSv1_2)
+
+
+def test_mqtts_refuses_missing_and_foreign_certificates(aws, mqtts, devices):
+    refused(mqtts, aws, None)
+    refused(mqtts, aws, devices["other"])
+    errors = [e["error"] for e in aws.events("tls")]
+    assert len(errors) == 2 and not any(e["ok"] for e in aws.events("tls"))
+    assert "CERTIFICATE" in errors[0].upper(), errors
+    assert "CERTIFICATE_VERIFY_FAILED" in errors[1] or \
+        "UNKNOWN_CA" in errors[1].upper(), errors
+    # nothing reached the broker
+    assert aws.events("connect") == []
+    # a revoked certificate passes the handshake, then is closed
+    aws.revoke("gw-rsa")
+    refused(mqtts, aws, devices["rsa"])
+    ev = aws.events("tls")[-1]
+    assert not ev["ok"] and ev["error"] == "certificate revoked"
+    aws.revoke("gw-rsa", revoked=False)
+    mqtts(aws, devices["rsa"], client_id="back-1").ping()
+
+
+def test_mqtts_required_alpn(make_aws, mqtts, devices):
+    """AWS's port 443 mode on the mqtts listener: ALPN x-amzn-mqtt-ca or
+    nothing."""
+    aws = make_aws(mqtts_require_alpn=True)
+    refused(mqtts, aws, devices["rsa"])
+    ev = aws.events("tls")[-1]
+    assert not ev["ok"] and ev["error"] == "ALPN x-amzn-mqtt-ca required"
+    refused(mqtts, aws, devices["rsa"], alpn="http/1.1")
+    c = mqtts(aws, devices["rsa"], alpn="x-amzn-mqtt-ca", client_id="alpn-1")
+    c.ping()
+    assert aws.events("tls")[-1]["alpn"] == "x-amzn-mqtt-ca"
+    # and off again at run time
+    aws.control("set", mqtts_require_alpn=False)
+    mqtts(aws, devices["rsa"], client_id="alpn-2").ping()
+
+
+def test_alpn_mqtt_on_the_websocket_port(aws, mqtts, clients, devices):
+    """Like AWS's 443: a ClientHello offering x-amzn-mqtt-ca gets MQTT with
+    client certificates; anything else gets the WebSocket endpoint."""
+    c = mqtts(aws, devices["ec"], port=aws.port, alpn="x-amzn-mqtt-ca",
+              client_id="port443-1")
+    c.ping()
+    ev = [e for e in aws.events("tls") if e["ok"]][-1]
+    assert (ev["listener"], ev["transport"], ev["client_cn"]) == \
+        ("wss", "mqtts", "gw-ec")
+    refused(mqtts, aws, None, port=aws.port, alpn="x-amzn-mqtt-ca")
+    # the WebSocket clients on the same port are unaffected
+    open_client(aws, clients, client_id="ws-beside").ping()
+    stats = {x["client_id"]: x for x in aws.control("stats")["connections"]}
+    assert stats["port443-1"]["transport"] == "mqtts"
+    assert stats["ws-beside"]["transport"] == "wss"
+
+
+def test_mqtts_rules_are_the_websocket_ones(make_aws, mqtts, devices):
+    aws = make_aws(publish_rate=5)
+    c = mqtts(aws, devices["rsa"], client_id="rules-1")
+    c.send(b"".join(publish("r/a", b"%d" % i, qos=1, pid=i + 1)
+                    for i in range(7)))
+    assert [c.expect(PUBACK).pid for _ in range(5)] == [1, 2, 3, 4, 5]
+    c.expect_nothing(0.3)
+    c.send(publish("q2/a", b"two", qos=2, pid=9))
+    c.send(publish("big/x", b"x" * 131073, qos=1, pid=10))
+    c.expect_closed()
+    rules = [(e["rule"], e["action"]) for e in aws.events("limit")]
+    assert rules == [("publish_rate", "drop")] * 2 + [
+        ("qos2", "ignore"), ("payload_size", "disconnect")]
+    disc = aws.wait_event(type="disconnect")
+    # no WebSocket: the graceful end is TLS close_notify and FIN
+    assert (disc["reason"], disc["mode"]) == ("payload_size", "tls")
+    assert c.tls_error is None
+    c = mqtts(aws, devices["rsa"])
+    c.send(connect("c" * 129))
+    c.expect_connack(2)
+    c.expect_closed()
+
+
+def test_faults_by_listener(aws, mqtts, clients, devices):
+    """drop, refuse, stall and close_after apply to every MQTT connection,
+    or to one listener's."""
+    ws = open_client(aws, clients, client_id="f-ws")
+    tls = mqtts(aws, devices["rsa"], client_id="f-tls")
+    assert aws.control("drop", listener="mqtts")["dropped"] == 1
+    tls.expect_closed()
+    # an abort: TCP FIN without close_notify
+    assert "UNEXPECTED_EOF" in str(tls.tls_error) or \
+        isinstance(tls.tls_error, ssl.SSLEOFError)
+    ws.ping()
+    aws.control("refuse", seconds=0.5, listener="mqtts")
+    refused(mqtts, aws, devices["rsa"])
+    open_client(aws, clients, client_id="f-ws2").ping()
+    accepts = aws.events("accept")
+    assert accepts[-2]["refused"] and accepts[-2]["listener"] == "mqtts"
+    assert not accepts[-1]["refused"] and accepts[-1]["listener"] == "wss"
+    time.sleep(0.6)
+    tls = mqtts(aws, devices["rsa"], client_id="f-tls2")
+    assert aws.control("stall", seconds=0.6, listener="mqtts")["stalled"] \
+        == 1
+    t0 = time.monotonic()
+    tls.ping()
+    assert time.monotonic() - t0 > 0.4
+    sub = aws.subscribe_upstream("ca/#")
+    aws.control("close_after", bytes=20, listener="mqtts")
+    tls.send(publish("ca/1", b"a", qos=0) + publish("ca/2", b"b" * 40))
+    tls.expect_closed()
+    assert [m.topic for m in sub.wait_messages(1)] == ["ca/1"]
+    ws.ping()
+    assert aws.events("disconnect")[-1]["reason"] == "close_after"
+
+
+def test_limits_follow_the_client_id(make_aws, clients, mqtts, devices):
+    """AWS keys its per-connection limits by client id: reconnecting does
+    not reset the publish rate, over either transport; another client id
+    has its own."""
+    aws = make_aws(publish_rate=3)
+    c = open_client(aws, clients, client_id="keyed")
+    for i in range(3):
+        c.send(publish("k/a", b"x", qos=1, pid=i + 1))
+        c.expect(PUBACK)
+    c.send(mqttraw.disconnect())
+    c.wait_closed()
+    c = mqtts(aws, devices["rsa"], client_id="keyed")
+    c.send(publish("k/a", b"x", qos=1, pid=9))
+    c.expect_nothing(0.3)
+    other = mqtts(aws, devices["rsa"], client_id="other-id")
+    other.send(publish("k/b", b"x", qos=1, pid=1))
+    assert other.expect(PUBACK).pid == 1
+    assert [(e["client_id"], e["packet_id"]) for e in
+            limit_events(aws, "publish_rate")] == [("keyed", 9)]
+    counts = aws.publish_counts()
+    assert counts["keyed"] == {"received": 4, "forwarded": 3, "refused": 1,
+                               "refused_by": {"publish_rate": 1}}
+    assert counts["other-id"]["forwarded"] == 1
+    assert aws.publish_counts(reset=True) == counts
+    assert aws.publish_counts() == {}
+
+
+def test_bandwidth(make_aws, clients):
+    aws = make_aws(bandwidth=1000)
+    c = open_client(aws, clients, client_id="bw-1")
+    c.send(publish("bw/a", b"a" * 600, qos=1, pid=1))
+    assert c.expect(PUBACK).pid == 1
+    c.send(publish("bw/a", b"b" * 600, qos=1, pid=2))
+    c.expect_nothing(0.3)
+    ev = limit_events(aws, "bandwidth")[0]
+    assert (ev["action"], ev["packet_id"]) == ("drop", 2)
+    time.sleep(1.0)
+    c.send(publish("bw/a", b"c" * 600, qos=1, pid=3))
+    assert c.expect(PUBACK).pid == 3
+    # off with the other limits, and settable
+    aws.control("set", bandwidth=0)
+    c.send(publish("bw/a", b"d" * 5000, qos=1, pid=4))
+    assert c.expect(PUBACK).pid == 4
+
+
+# --- the credentials provider ------------------------------------------------
+
+def botocore_target(host, region, cred):
+    """The presigned target as botocore's SigV4QueryAuth signs it, with the
+    session token appended after signing, as AWS IoT wants."""
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method="GET", url="https://%s/mqtt" % host)
+    SigV4QueryAuth(Credentials(cred["access_key_id"],
+                               cred["secret_access_key"]),
+                   "iotdevicegateway", region, expires=300).add_auth(req)
+    url = urllib.parse.urlsplit(req.prepare().url)
+    return "%s?%s&X-Amz-Security-Token=%s" % (
+        url.path, url.query, urllib.parse.quote(cred["session_token"],
+                                                safe="-_.~"))
+
+
+def temp_cred(body):
+    c = body["credentials"]
+    return {"access_key_id": c["accessKeyId"],
+            "secret_access_key": c["secretAccessKey"],
+            "session_token": c["sessionToken"]}
+
+
+def test_credentials_provider_then_sigv4(aws, clients, devices):
+    t0 = time.time()
+    status, body = aws.fetch_credentials(devices["rsa"])
+    assert status == 200
+    c = body["credentials"]
+    assert set(c) == {"accessKeyId", "secretAccessKey", "sessionToken",
+                      "expiration"}
+    assert re.fullmatch(r"ASIA[A-Z2-7]{16}", c["accessKeyId"])
+    assert re.fullmatch(r"[A-Za-z0-9+/=]{40}", c["secretAccessKey"])
+    assert re.fullmatch(r"[A-Za-z0-9+/=]{400,4096}", c["sessionToken"])
+    exp = time.mktime(time.strptime(c["expiration"], "%Y-%m-%dT%H:%M:%SZ")) \
+        - time.timezone
+    assert t0 + 3600 - 5 < exp <= time.time() + 3600
+    ev = aws.wait_event(type="credentials")
+    assert (ev["status"], ev["akid"], ev["thing_name"], ev["client_cn"],
+            ev["role_alias"]) == (200, c["accessKeyId"], "gw-rsa", "gw-rsa",
+                                  "iotbridge-role-alias")
+    # the WebSocket listener takes them: signed by hand, and by botocore
+    cred = temp_cred(body)
+    ws = open_client(aws, clients, cred=cred, client_id="temp-1")
+    ws.ping()
+    host = "localhost:%d" % aws.port
+    ws2 = open_client(aws, clients, host=host, client_id="temp-2",
+                      target=botocore_target(host, aws.region, cred))
+    ws2.ping()
+    ups = aws.events("upgrade")
+    assert [(e["status"], e["akid"], e["token_present"]) for e in ups] == \
+        [(101, c["accessKeyId"], True)] * 2
+    # but not without their token, nor with another's
+    assert open_client(aws, clients, cred=dict(cred, session_token=None),
+                       upgrade=False).status == 403
+    # nothing secret is logged or recorded
+    for text in (aws.log(), json.dumps(aws.events())):
+        assert c["secretAccessKey"] not in text
+        assert c["sessionToken"] not in text
+    assert [x["access_key_id"] for x in
+            aws.control("credentials")["credentials"]] == [c["accessKeyId"]]
+
+
+def test_credentials_provider_refusals(aws, devices):
+    def refusal(want_status, want_message, *a, **kw):
+        status, body = aws.fetch_credentials(*a, **kw)
+        assert (status, body["message"]) == (want_status, want_message)
+        assert set(body) == {"message", "traceId"}
+
+    refusal(404, "Role alias does not exist", devices["rsa"],
+            role_alias="no-such-alias")
+    refusal(403, "Access Denied", devices["rsa"], thing_name="gw-two")
+    refusal(403, "Access Denied", devices["thing2"], thing_name="gw-rsa")
+    refusal(400, "Thing name is missing", devices["rsa"], thing_name=False)
+    aws.revoke("gw-two")
+    refusal(403, "Access Denied", devices["thing2"])
+    aws.revoke("gw-two", revoked=False)
+    assert aws.fetch_credentials(devices["thing2"])[0] == 200
+    events = [(e["status"], e["reason"]) for e in aws.events("credentials")]
+    assert events == [(404, "Role alias does not exist"),
+                      (403, "Access Denied"), (403, "Access Denied"),
+                      (400, "Thing name is missing"), (403, "Access Denied"),
+                      (200, "ok")]
+    # no certificate, or one from another CA: no TLS, no answer
+    for dev in (None, devices["other"]):
+        with pytest.raises((ssl.SSLError, ConnectionResetError,
+                            http.client.RemoteDisconnected)):
+            conn = http.client.HTTPSConnection(
+                "localhost", aws.creds_port, timeout=TIMEOUT,
+                context=aws.client_context(dev))
+            try:
+                conn.request("GET", "/role-aliases/iotbridge-role-alias/"
+                             "credentials",
+                             headers={"x-amzn-iot-thingname": "gw-rsa"})
+                conn.getresponse().read()
+            finally:
+                conn.close()
+    fails = [e for e in aws.events("tls") if not e["ok"]]
+    assert [e["listener"] for e in fails] == ["creds", "creds"]
+
+
+def test_temporary_credentials_expire(make_aws, clients, devices):
+    """At their expiration the credentials stop signing upgrades ("expired",
+    not "invalid"), and the connections signed with them are closed; the
+    expire_credentials command brings that moment forward."""
+    aws = make_aws(credential_lifetime=2.5)
+    cred = temp_cred(aws.fetch_credentials(devices["rsa"])[1])
+    ws = open_client(aws, clients, cred=cred, client_id="short-1")
+    close, _ = ws.wait_closed(4)
+    assert close[0] == 1008
+    aws.wait_event(lambda e: e["reason"] == "credentials expired" and
+                   e["client_id"] == "short-1", type="disconnect")
+    c = open_client(aws, clients, cred=cred, upgrade=False)
+    assert c.status == 403
+    assert c.json()["message"] == \
+        "The security token included in the request is expired"
+
+    aws.control("set", credential_lifetime=3600)
+    a = temp_cred(aws.fetch_credentials(devices["rsa"])[1])
+    b = temp_cred(aws.fetch_credentials(devices["thing2"])[1])
+    wa = open_client(aws, clients, cred=a, client_id="long-a")
+    wb = open_client(aws, clients, cred=b, client_id="long-b")
+    r = aws.expire_credentials(a["access_key_id"])
+    assert (r["expired"], r["closed"]) == (1, 1)
+    assert wa.wait_closed(2)[0][0] == 1008
+    wb.ping()
+    assert open_client(aws, clients, cred=a, upgrade=False).status == 403
+    assert open_client(aws, clients, cred=b, client_id="long-b2").status \
+        == 101
+    listed = {x["access_key_id"]: x["expired"] for x in
+              aws.control("credentials")["credentials"]}
+    assert listed[a["access_key_id"]] and not listed[b["access_key_id"]]

@@ -656,6 +656,45 @@ test_signs_like_direct_creds(void **state)
 	creds_clear(&c);
 }
 
+/* A field another reader decoded into the struct, checked in place. */
+static void
+test_check_field(void **state)
+{
+	struct creds c;
+	struct creds_error err;
+
+	(void)state;
+	assert_int_equal(creds_from_values(KEY2, SECRET2, TOKEN2, &c, &err),
+	    CREDS_OK);
+	assert_int_equal(creds_check_field(&c, CREDS_FIELD_KEY_ID, "k", &err),
+	    CREDS_OK);
+	assert_int_equal(creds_check_field(&c, CREDS_FIELD_SECRET, "s", &err),
+	    CREDS_OK);
+	assert_int_equal(creds_check_field(&c, CREDS_FIELD_TOKEN, "t", &err),
+	    CREDS_OK);
+	assert_string_equal(err.msg, "");
+	/* the same alphabets as every other source, named as asked */
+	c.access_key_id[3] = 'a';
+	assert_int_equal(creds_check_field(&c, CREDS_FIELD_KEY_ID,
+	    "credentials.accessKeyId", &err), CREDS_INVALID);
+	assert_string_equal(err.msg, "credentials.accessKeyId has a "
+	    "character outside A-Z 0-9 (character 4)");
+	assert_int_equal(err.line, 0);
+	c.secret_access_key[0] = '\0';
+	assert_int_equal(creds_check_field(&c, CREDS_FIELD_SECRET, "s", &err),
+	    CREDS_INCOMPLETE);
+	assert_string_equal(err.msg, "s is empty");
+	c.session_token[1] = '"';
+	assert_int_equal(creds_check_field(&c, CREDS_FIELD_TOKEN, "t", NULL),
+	    CREDS_INVALID);
+	/* a field with no NUL in its buffer is too long, and not overread */
+	memset(c.session_token, 'T', sizeof(c.session_token));
+	assert_int_equal(creds_check_field(&c, CREDS_FIELD_TOKEN, "t", &err),
+	    CREDS_TOO_LONG);
+	assert_string_equal(err.msg, "t longer than 4096 bytes");
+	creds_clear(&c);
+}
+
 static void
 test_strerror(void **state)
 {
@@ -681,6 +720,7 @@ main(void)
 		cmocka_unit_test(test_no_secret_in_messages),
 		cmocka_unit_test(test_clear_and_sigv4),
 		cmocka_unit_test(test_signs_like_direct_creds),
+		cmocka_unit_test(test_check_field),
 		cmocka_unit_test(test_strerror),
 	};
 

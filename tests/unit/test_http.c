@@ -389,13 +389,34 @@ view(const char *s)
 	return v;
 }
 
+struct date_case {
+	const char	*s;
+	int64_t		 want;	/* -1: malformed */
+};
+
+static void
+check_dates(const struct date_case *cases, size_t n,
+    enum http_status (*parse)(struct buf_view, int64_t *))
+{
+	for (size_t i = 0; i < n; i++) {
+		int64_t t = -42;
+
+		print_message("%s\n", cases[i].s);
+		if (cases[i].want < 0) {
+			assert_int_equal(parse(view(cases[i].s), &t),
+			    HTTP_MALFORMED);
+			assert_int_equal(t, -42);
+		} else {
+			assert_int_equal(parse(view(cases[i].s), &t), HTTP_OK);
+			assert_int_equal(t, cases[i].want);
+		}
+	}
+}
+
 static void
 test_date(void **state)
 {
-	static const struct {
-		const char	*s;
-		int64_t		 want;	/* -1: malformed */
-	} cases[] = {
+	static const struct date_case cases[] = {
 		{ "Sun, 06 Nov 1994 08:49:37 GMT", 784111777 },
 		{ "Thu, 01 Jan 1970 00:00:00 GMT", 0 },
 		{ "Sun, 30 Aug 2015 12:36:00 GMT", 1440938160 },
@@ -421,20 +442,55 @@ test_date(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < NELEM(cases); i++) {
-		int64_t t = -42;
+	check_dates(cases, NELEM(cases), http_date_parse);
+}
 
-		print_message("%s\n", cases[i].s);
-		if (cases[i].want < 0) {
-			assert_int_equal(http_date_parse(view(cases[i].s), &t),
-			    HTTP_MALFORMED);
-			assert_int_equal(t, -42);
-		} else {
-			assert_int_equal(http_date_parse(view(cases[i].s), &t),
-			    HTTP_OK);
-			assert_int_equal(t, cases[i].want);
-		}
-	}
+static void
+test_rfc3339(void **state)
+{
+	static const struct date_case cases[] = {
+		/* AWS IoT's credentials provider, as documented */
+		{ "2018-01-18T09:18:06Z", 1516267086 },
+		{ "2026-12-08T12:34:56Z", 1796733296 },
+		{ "1970-01-01T00:00:00Z", 0 },
+		{ "2024-02-29T23:59:59Z", 1709251199 },
+		{ "2016-12-31T23:59:60Z", 1483228800 },
+		{ "2026-12-08t12:34:56z", 1796733296 },
+		/* a fraction is dropped, never rounded up */
+		{ "2026-12-08T12:34:56.999Z", 1796733296 },
+		{ "2026-12-08T12:34:56.0000001Z", 1796733296 },
+		/* offsets are applied */
+		{ "2026-12-08T12:34:56+02:00", 1796726096 },
+		{ "2026-12-08T12:34:56-00:30", 1796735096 },
+		{ "2026-12-08T12:34:56-00:00", 1796733296 },
+		{ "2026-12-08T12:34:56.5+00:00", 1796733296 },
+		{ "2023-02-29T00:00:00Z", -1 },
+		{ "2100-02-29T00:00:00Z", -1 },
+		{ "2026-04-31T00:00:00Z", -1 },
+		{ "2026-00-10T00:00:00Z", -1 },
+		{ "2026-13-10T00:00:00Z", -1 },
+		{ "2026-12-00T00:00:00Z", -1 },
+		{ "2026-12-08T24:00:00Z", -1 },
+		{ "2026-12-08T12:60:00Z", -1 },
+		{ "2026-12-08T12:34:61Z", -1 },
+		{ "2026-12-08T12:34:56", -1 },		/* no offset */
+		{ "2026-12-08 12:34:56Z", -1 },
+		{ "2026-12-08T12:34:56.Z", -1 },
+		{ "2026-12-08T12:34:56ZZ", -1 },
+		{ "2026-12-08T12:34:56Z ", -1 },
+		{ " 2026-12-08T12:34:56Z", -1 },
+		{ "2026-12-08T12:34:56+0200", -1 },
+		{ "2026-12-08T12:34:56+24:00", -1 },
+		{ "2026-12-08T12:34:56+02:60", -1 },
+		{ "2026-12-8T12:34:56Z", -1 },
+		{ "+2026-12-08T12:34:56Z", -1 },
+		{ "20261208T123456Z", -1 },		/* basic format */
+		{ "Tue, 08 Dec 2026 12:34:56 GMT", -1 },
+		{ "", -1 },
+	};
+
+	(void)state;
+	check_dates(cases, NELEM(cases), http_rfc3339_parse);
 }
 
 static void
@@ -485,6 +541,7 @@ main(void)
 		cmocka_unit_test(test_odd_but_valid),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_date),
+		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_list_and_length),
 	};
 
