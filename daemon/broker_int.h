@@ -17,11 +17,11 @@
 #include "daemon/bridge.h"
 #include "daemon/broker.h"
 #include "daemon/file.h"
+#include "daemon/sock.h"
 #include "mqtt/mqtt.h"
 #include "topic/trie.h"
 
 struct bufferevent;
-struct evconnlistener;
 struct tls_server_ctx;
 struct event;
 
@@ -111,8 +111,8 @@ enum client_state {
 struct listener {
 	TAILQ_ENTRY(listener)	 entry;
 	struct broker		*b;
-	struct evconnlistener	*evl;
-	struct event		*ev_resume;	/* accept paused on EMFILE */
+	struct sock_acceptor	*acc;
+	struct sock_file	 file;		/* AF_UNIX: the socket we made */
 	struct cfg_addr		 addr;
 	const struct cfg_listener *conf;	/* refreshed at every reload */
 	struct tls_server_ctx	*tls;		/* NULL: plain TCP or unix */
@@ -251,7 +251,5 @@ void		 persist_touch(struct broker *b);
 int		 listener_sync(struct broker *b, const struct cfg *cfg,
 		    bool starting);
 void		 listener_free_all(struct broker *b);
-void		 listener_format(const struct cfg_addr *a, char *buf,
-		    size_t cap);
 
 #endif
