@@ -20,14 +20,16 @@
 #include <mbedtls/base64.h>
 
 #include "base/json.h"
+#include "config/cfg.h"
 #include "daemon/bridge.h"
-#include "daemon/broker_int.h"
+#include "daemon/broker.h"
 #include "daemon/clock.h"
 #include "daemon/file.h"
 #include "daemon/log.h"
 #include "daemon/str.h"
 #include "daemon/uplink.h"
 #include "queue/queue.h"
+#include "mqtt/mqtt.h"
 #include "topic/topic.h"
 #include "util/ratelimit.h"
 
@@ -51,16 +53,6 @@ static const char *const refusal_names[REFUSE_NREASONS] = {
 	"reserved_topic",
 };
 
-/* A device's acknowledgement the bridge owes. */
-struct owed {
-	TAILQ_ENTRY(owed)	 entry;
-	struct session		*s;		/* NULL: gone, nothing to send */
-	uint64_t		 seq;
-	uint16_t		 pid;
-	uint8_t			 type;		/* MQTT_PUBACK or MQTT_PUBREC */
-};
-TAILQ_HEAD(owed_list, owed);
-
 /* A record handed to the uplink: QoS 1 awaits its PUBACK (pid), QoS 0 the
  * output buffer's draining (pid 0). */
 struct flight {
@@ -76,8 +68,6 @@ struct bridge {
 	struct queue		*q;
 	struct event		*ev_pump, *ev_sync, *ev_sync_now;
 	uint64_t		 last_flush_us;	/* a sync last made appends durable */
-	struct owed_list	 stored;	/* ack: stored, in seq order */
-	struct owed_list	 delivered;	/* ack: delivered */
 	struct flight		*fl;
 	size_t			 nfl, capfl;
 	bool			 backlog;	/* draining at drain_hz */
@@ -117,99 +107,26 @@ log_allowed(struct bridge *br)
 
 /* ---- acknowledgements owed to devices ----------------------------------- */
 
-static void
-owed_send(struct bridge *br, struct owed *o, uint8_t reason)
-{
-	struct client *c = o->s != NULL ? o->s->client : NULL;
-
-	if (c != NULL && c->state == CLIENT_S_ONLINE)
-		client_send_ack(c, o->type, o->pid,
-		    c->version == MQTT_V5 ? reason : 0);
-	free(o);
-}
-
-static bool
-owed_add(struct owed_list *l, struct session *s, uint64_t seq, uint16_t pid,
-    int type)
-{
-	struct owed *o;
-
-	if ((o = malloc(sizeof(*o))) == NULL)
-		return false;
-	*o = (struct owed){ .s = s, .seq = seq, .pid = pid,
-	    .type = (uint8_t)type };
-	TAILQ_INSERT_TAIL(l, o, entry);
-	return true;
-}
-
-/* ack: stored owes what is durable now. */
-static void
-owed_durable(struct bridge *br)
-{
-	uint64_t durable = queue_durable_seq(br->q);
-	struct owed *o;
-
-	while ((o = TAILQ_FIRST(&br->stored)) != NULL && o->seq <= durable) {
-		TAILQ_REMOVE(&br->stored, o, entry);
-		owed_send(br, o, 0);
-	}
-}
-
-/* ack: delivered owes seq: AWS acknowledged it, or it left the queue
- * without (dropped from a full queue: 0x97 tells a v5 device). */
-static void
-owed_settle(struct bridge *br, uint64_t seq, uint8_t reason)
-{
-	struct owed *o, *next;
-
-	for (o = TAILQ_FIRST(&br->delivered); o != NULL; o = next) {
-		next = TAILQ_NEXT(o, entry);
-		if (o->seq != seq)
-			continue;
-		TAILQ_REMOVE(&br->delivered, o, entry);
-		owed_send(br, o, reason);
-		return;
-	}
-}
-
+/*
+ * Records that left the queue without AWS's acknowledgement (dropped from a
+ * full queue): below the released position and below every record still in
+ * flight, whose answer may yet come. 0x97 tells an MQTT 5 device.
+ */
 static void
 owed_dropped(struct bridge *br)
 {
 	struct queue_stats st;
-	struct owed *o, *next;
+	uint64_t lowest, cut;
 
-	if (TAILQ_EMPTY(&br->delivered))
+	if (!broker_acks_awaiting_delivery(br->b, &lowest))
 		return;
 	queue_stats(br->q, &st);
-	for (o = TAILQ_FIRST(&br->delivered); o != NULL; o = next) {
-		bool flying = false;
-
-		next = TAILQ_NEXT(o, entry);
-
-		if (o->seq >= st.acked_seq)
-			continue;
-		for (size_t i = 0; i < br->nfl && !flying; i++)
-			flying = br->fl[i].seq == o->seq;
-		if (flying)
-			continue;
-		TAILQ_REMOVE(&br->delivered, o, entry);
-		owed_send(br, o, 0x97);
-	}
-}
-
-void
-bridge_session_gone(struct bridge *br, const struct session *s)
-{
-	struct owed *o;
-
-	if (br == NULL)
-		return;
-	TAILQ_FOREACH(o, &br->stored, entry)
-		if (o->s == s)
-			o->s = NULL;
-	TAILQ_FOREACH(o, &br->delivered, entry)
-		if (o->s == s)
-			o->s = NULL;
+	cut = st.acked_seq;
+	for (size_t i = 0; i < br->nfl; i++)
+		if (br->fl[i].seq < cut)
+			cut = br->fl[i].seq;
+	if (lowest < cut)
+		broker_acks_undelivered_below(br->b, cut, 0x97);
 }
 
 /* ---- AWS's rules and the dead letters ----------------------------------- */
@@ -291,7 +208,7 @@ json_string(FILE *f, const void *p, size_t n)
  */
 static void
 dead_letter(struct bridge *br, const char *reason, const char *topic,
-    size_t tlen, const struct msg *m)
+    size_t tlen, const struct bridge_msg *m)
 {
 	uint64_t max = br->cfg->aws.dead_letter.max_bytes;
 	size_t need = 128 + 6 * tlen + 4 * (m->payload_len / 3 + 1), b64;
@@ -503,7 +420,7 @@ flight_done(struct bridge *br, size_t i)
 	br->fl[i] = br->fl[--br->nfl];
 	if (queue_ack(br->q, seq) == QUEUE_OK)
 		br->acked++;
-	owed_settle(br, seq, 0);
+	broker_acks_delivered(br->b, seq, 0);
 }
 
 static void
@@ -567,7 +484,6 @@ up_message(void *arg, const struct mqtt_publish *pub)
 	const struct cfg_bridge_rule *r;
 	const char *t = (const char *)pub->topic.ptr;
 	size_t tl = pub->topic.len, rest, pl, ll;
-	struct msg *m;
 	char *topic = br->tbuf;
 
 	if ((r = rule_match(br, false, t, tl, &rest)) == NULL) {
@@ -583,13 +499,10 @@ up_message(void *arg, const struct mqtt_publish *pub)
 		return;
 	memcpy(topic, r->local_prefix, pl);
 	memcpy(topic + pl, t + rest, tl - rest);
-	if ((m = msg_new(topic, ll, pub->payload.ptr, pub->payload.len,
-	    pub->qos < r->qos ? pub->qos : (uint8_t)r->qos, pub->retain)) ==
-	    NULL)
-		return;
-	br->from_aws++;
-	broker_publish(br->b, NULL, m);
-	msg_unref(m);
+	if (broker_publish_remote(br->b, topic, ll, pub->payload.ptr,
+	    pub->payload.len, pub->qos < r->qos ? pub->qos : (uint8_t)r->qos,
+	    pub->retain) == 0)
+		br->from_aws++;
 }
 
 static const struct uplink_ops bridge_uplink_ops = {
@@ -603,8 +516,7 @@ static const struct uplink_ops bridge_uplink_ops = {
 /* ---- offer -------------------------------------------------------------- */
 
 enum bridge_verdict
-bridge_offer(struct bridge *br, const struct msg *m, struct session *s,
-    uint16_t pid, int ack_type)
+bridge_offer(struct bridge *br, const struct bridge_msg *m, uint64_t *seqp)
 {
 	const struct cfg_bridge_rule *r;
 	char *topic, why[160], q[160];
@@ -672,14 +584,12 @@ bridge_offer(struct bridge *br, const struct msg *m, struct session *s,
 	br->queued++;
 	owed_dropped(br);
 	pump_soon(br);
-	if (pid == 0 || s == NULL)
+	if (seqp == NULL)
 		return BRIDGE_ACK;
+	*seqp = seq;
 	if (r->ack == CFG_ACK_DELIVERED)
-		return owed_add(&br->delivered, s, seq, pid, ack_type) ?
-		    BRIDGE_LATER : BRIDGE_ACK;
+		return BRIDGE_DELIVERED;
 	if (seq <= queue_durable_seq(br->q))
-		return BRIDGE_ACK;
-	if (!owed_add(&br->stored, s, seq, pid, ack_type))
 		return BRIDGE_ACK;
 	/* Group commit bounds the flushes to one per fsync_interval; a message
 	 * after a quiet interval need not wait for the next tick. */
@@ -687,7 +597,7 @@ bridge_offer(struct bridge *br, const struct msg *m, struct session *s,
 	    br->cfg->queue.fsync_interval_ms * 1000 &&
 	    !event_pending(br->ev_sync_now, EV_TIMEOUT, NULL))
 		event_active(br->ev_sync_now, EV_TIMEOUT, 0);
-	return BRIDGE_LATER;
+	return BRIDGE_STORED;
 }
 
 /* ---- sync --------------------------------------------------------------- */
@@ -726,7 +636,7 @@ on_sync(evutil_socket_t fd, short ev, void *arg)
 		log_warnx("bridge: queue sync: %s", queue_strerror(st));
 	if (queue_durable_seq(br->q) != durable)
 		br->last_flush_us = clock_mono_us();
-	owed_durable(br);
+	broker_acks_durable(br->b, queue_durable_seq(br->q));
 	owed_dropped(br);
 	drops_report(br);
 }
@@ -923,8 +833,6 @@ bridge_new(struct event_base *base, const struct cfg *cfg, struct broker *b)
 	br->base = base;
 	br->cfg = cfg;
 	br->b = b;
-	TAILQ_INIT(&br->stored);
-	TAILQ_INIT(&br->delivered);
 	ratelimit_init(&br->log_rl, BRIDGE_LOG_RATE, BRIDGE_LOG_BURST,
 	    clock_mono_us());
 	limits_apply(br);
@@ -979,17 +887,6 @@ bridge_reload(struct bridge *br, const struct cfg *cfg)
 	return rc;
 }
 
-static void
-owed_free(struct owed_list *l)
-{
-	struct owed *o;
-
-	while ((o = TAILQ_FIRST(l)) != NULL) {
-		TAILQ_REMOVE(l, o, entry);
-		free(o);
-	}
-}
-
 void
 bridge_free(struct bridge *br)
 {
@@ -1002,11 +899,10 @@ bridge_free(struct bridge *br)
 		if ((st = queue_sync(br->q)) != QUEUE_OK)
 			log_warnx("bridge: final queue sync: %s",
 			    queue_strerror(st));
-		owed_durable(br);	/* what is durable now is owed */
+		/* what is durable now is owed */
+		broker_acks_durable(br->b, queue_durable_seq(br->q));
 		queue_close(br->q);
 	}
-	owed_free(&br->stored);
-	owed_free(&br->delivered);
 	if (br->ev_pump != NULL)
 		event_free(br->ev_pump);
 	if (br->ev_sync != NULL)

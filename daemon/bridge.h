@@ -22,8 +22,6 @@
 struct event_base;
 struct cfg;
 struct broker;
-struct msg;
-struct session;
 struct bridge;
 struct uplink_status;
 
@@ -46,22 +44,32 @@ int		 bridge_reload(struct bridge *br, const struct cfg *cfg);
 /* Stop the uplink, sync and checkpoint the queue, free. NULL is a no-op. */
 void		 bridge_free(struct bridge *br);
 
+/* A device's message, as the broker offers it; borrowed for the call. */
+struct bridge_msg {
+	const char	*topic;
+	size_t		 topic_len;
+	const uint8_t	*payload;
+	size_t		 payload_len;
+	uint8_t		 qos;
+	bool		 retain;
+};
+
 enum bridge_verdict {
 	BRIDGE_ACK,		/* acknowledge to the device now */
-	BRIDGE_LATER,		/* the bridge acknowledges when it may */
+	BRIDGE_STORED,		/* once record *seq is durable
+				 * (broker_acks_durable()) */
+	BRIDGE_DELIVERED,	/* once AWS acknowledged record *seq
+				 * (broker_acks_delivered()) */
 	BRIDGE_REFUSED,		/* the queue refused it (full or disk) */
 };
 
 /*
- * A local client's message (s its session, NULL for a will). pid and
- * ack_type (MQTT_PUBACK or MQTT_PUBREC) say what to send to the device when
- * the answer is BRIDGE_LATER; pid 0 means nothing is owed (QoS 0, wills).
+ * A local device's message: queued for AWS when an "out" rule matches and
+ * AWS's rules allow it. seq NULL: nothing is owed to the device for it
+ * (QoS 0, a will), so BRIDGE_ACK or BRIDGE_REFUSED only.
  */
-enum bridge_verdict bridge_offer(struct bridge *br, const struct msg *m,
-		    struct session *s, uint16_t pid, int ack_type);
-
-/* The session is being freed: drop what is owed to it. */
-void		 bridge_session_gone(struct bridge *br, const struct session *s);
+enum bridge_verdict bridge_offer(struct bridge *br, const struct bridge_msg *m,
+		    uint64_t *seq);
 
 /* $SYS/broker/uplink/... and $SYS/broker/queue/... */
 void		 bridge_sys(struct bridge *br);
