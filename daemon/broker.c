@@ -20,7 +20,7 @@
 #include <event2/util.h>
 
 #include "iotb_build.h"
-#include "daemon/bridge.h"
+#include "daemon/aws/bridge.h"
 #include "daemon/log.h"
 #include "topic/topic.h"
 

@@ -17,7 +17,7 @@
 
 #include "iotb_build.h"
 #include "config/cfg.h"
-#include "daemon/bridge.h"
+#include "daemon/aws/bridge.h"
 #include "daemon/broker.h"
 #include "daemon/log.h"
 #include "daemon/oneshot.h"

@@ -1,13 +1,15 @@
 /*
- * Between the broker and the uplink: the bridge rules, the offline queue and
- * the flow control towards AWS. A device's message that an "out" rule
- * matches is checked against AWS IoT Core's rules (refused ones go to the
- * dead-letter file), appended to the queue, and acknowledged to the device
- * once durable (ack: stored) or once AWS acknowledged it (ack: delivered).
- * The queue drains to the uplink in order, within AWS's in-flight window,
- * publish rate and bandwidth, and at queue.drain_hz while there is a
- * backlog. Messages from AWS that an "in" rule matches go to the broker and
- * never back up: only messages of local clients are offered to the bridge.
+ * The AWS side as the rest of the daemon sees it: the bridge rules, the
+ * offline queue, and the lanes to AWS (lane.h; one today). A device's
+ * message that an "out" rule matches is checked against AWS IoT Core's
+ * rules (refused ones go to the dead-letter file), appended to the queue,
+ * and owed to the device once durable (ack: stored) or once AWS
+ * acknowledged it (ack: delivered): the bridge says which record, and
+ * settles it later through broker.h. The queue drains through the lanes in
+ * order, within AWS's in-flight window, publish rate and bandwidth, and at
+ * queue.drain_hz while there is a backlog. Messages from AWS that an "in"
+ * rule matches go to the broker as messages from AWS, which the broker
+ * never offers back up.
  */
 #ifndef IOTB_BRIDGE_H
 #define IOTB_BRIDGE_H
@@ -16,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/uplink.h"
+#include "daemon/aws/uplink.h"
 #include "queue/queue.h"
 
 struct event_base;
@@ -26,9 +28,10 @@ struct bridge;
 struct uplink_status;
 
 /*
- * Open the queue (when some rule sends out) and start the uplink (when cfg
- * has an aws section). cfg is borrowed as by broker_new(). NULL when the
- * queue cannot be opened or out of memory (logged).
+ * Open the queue (when some rule sends out) and start the lanes (when cfg
+ * has an aws section). cfg is borrowed as by broker_new(); b must outlive
+ * the bridge. NULL when the queue cannot be opened or out of memory
+ * (logged).
  */
 struct bridge	*bridge_new(struct event_base *base, const struct cfg *cfg,
 		    struct broker *b);
@@ -41,7 +44,8 @@ struct bridge	*bridge_new(struct event_base *base, const struct cfg *cfg,
  */
 int		 bridge_reload(struct bridge *br, const struct cfg *cfg);
 
-/* Stop the uplink, sync and checkpoint the queue, free. NULL is a no-op. */
+/* Stop the lanes, sync and checkpoint the queue (what is durable then is
+ * acknowledged to the devices), free. NULL is a no-op. */
 void		 bridge_free(struct bridge *br);
 
 /* A device's message, as the broker offers it; borrowed for the call. */
