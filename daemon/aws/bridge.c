@@ -19,12 +19,12 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
-#include "base/json.h"
 #include "bridge/awslimit.h"
 #include "bridge/rules.h"
 #include "config/cfg.h"
 #include "daemon/aws/deadletter.h"
 #include "daemon/aws/lane.h"
+#include "daemon/aws/stats.h"
 #include "daemon/broker.h"
 #include "daemon/clock.h"
 #include "daemon/log.h"
@@ -374,6 +374,7 @@ bridge_stats(struct bridge *br, struct bridge_stats *st)
 	struct lane_stats ls;
 
 	memset(st, 0, sizeof(*st));
+	st->last_error = st->up.last_error;
 	for (size_t i = 0; i < br->nlanes; i++) {
 		lane_stats(br->lanes[i], &ls);
 		if (i == 0)
@@ -401,40 +402,42 @@ void
 bridge_sys(struct bridge *br)
 {
 	struct bridge_stats st;
-	struct broker *b;
+	char t[96];
 
 	if (br == NULL)
 		return;
-	b = br->b;
 	bridge_stats(br, &st);
-	broker_sys_publish(b, "$SYS/broker/uplink/state", "%s",
-	    uplink_state_name(st.up.state));
-	broker_sys_publish(b, "$SYS/broker/uplink/last_error", "%s",
-	    st.up.last_error);
-	broker_sys_publish(b, "$SYS/broker/uplink/connects", "%" PRIu64,
-	    st.up.connects);
-	broker_sys_publish(b, "$SYS/broker/uplink/failures", "%" PRIu64,
-	    st.up.failures);
-	broker_sys_publish(b, "$SYS/broker/uplink/next_attempt_ms", "%" PRIu64,
-	    st.up.next_attempt_ms);
-	broker_sys_publish(b, "$SYS/broker/uplink/messages/sent", "%" PRIu64,
-	    st.sent);
-	broker_sys_publish(b, "$SYS/broker/uplink/messages/received",
-	    "%" PRIu64, st.from_aws);
-	broker_sys_publish(b, "$SYS/broker/uplink/messages/refused",
-	    "%" PRIu64, st.refused);
-	broker_sys_publish(b, "$SYS/broker/queue/messages", "%" PRIu64,
-	    st.q.depth_msgs);
-	broker_sys_publish(b, "$SYS/broker/queue/bytes", "%" PRIu64,
-	    st.q.depth_bytes);
-	broker_sys_publish(b, "$SYS/broker/queue/oldest_age_ms", "%" PRIu64,
-	    st.oldest_age_ms);
-	for (int i = 0; i < QUEUE_DROPPED_NREASONS; i++) {
-		char t[64];
+	for (size_t i = 0; i < stats_count; i++) {
+		const struct stats_def *d = &stats_table[i];
 
-		snprintf(t, sizeof(t), "$SYS/broker/queue/drops/%s",
-		    queue_drop_name((enum queue_drop)i));
-		broker_sys_publish(b, t, "%" PRIu64, st.q.drops[i]);
+		if (d->sys == NULL)
+			continue;
+		switch (d->kind) {
+		case STATS_DROPS:
+			for (int r = 0; r < stats_ndrops(); r++) {
+				snprintf(t, sizeof(t), "$SYS/broker/%s/%s",
+				    d->sys, stats_drop_key(r, false));
+				broker_sys_publish(br->b, t, "%" PRIu64,
+				    stats_drops(&st, r));
+			}
+			continue;
+		case STATS_TEXT:
+		case STATS_STATE:
+		case STATS_FLAG:
+			snprintf(t, sizeof(t), "$SYS/broker/%s", d->sys);
+			broker_sys_publish(br->b, t, "%s", stats_str(d, &st));
+			continue;
+		case STATS_GAUGE:
+			snprintf(t, sizeof(t), "$SYS/broker/%s", d->sys);
+			broker_sys_publish(br->b, t, "%" PRId64,
+			    stats_i64(d, &st));
+			continue;
+		default:
+			snprintf(t, sizeof(t), "$SYS/broker/%s", d->sys);
+			broker_sys_publish(br->b, t, "%" PRIu64,
+			    stats_u64(d, &st));
+			continue;
+		}
 	}
 }
 
@@ -447,45 +450,6 @@ bridge_summary(struct bridge *br, char *buf, size_t cap)
 	snprintf(buf, cap, "uplink %s, queue %" PRIu64 " message%s",
 	    uplink_state_name(st.up.state), st.q.depth_msgs,
 	    st.q.depth_msgs == 1 ? "" : "s");
-}
-
-size_t
-bridge_status_json(struct bridge *br, char *buf, size_t cap)
-{
-	struct bridge_stats st;
-	char err[sizeof(st.up.last_error) * 6 + 1];
-	int n;
-
-	bridge_stats(br, &st);
-	json_escape(err, sizeof(err), st.up.last_error, strlen(st.up.last_error));
-	n = snprintf(buf, cap,
-	    "\"uplink\":{\"state\":\"%s\",\"last_error\":\"%s\","
-	    "\"attempts\":%" PRIu64 ",\"connects\":%" PRIu64 ","
-	    "\"failures\":%" PRIu64 ",\"disconnects\":%" PRIu64 ","
-	    "\"next_attempt_ms\":%" PRIu64 ",\"connected_ms\":%" PRIu64 ","
-	    "\"clock_offset_s\":%" PRId64 ",\"inflight\":%u,"
-	    "\"subscriptions\":%u,\"messages_sent\":%" PRIu64 ","
-	    "\"messages_acked\":%" PRIu64 ",\"messages_received\":%" PRIu64
-	    ",\"refused\":%" PRIu64 ",\"dead_letters\":%" PRIu64 ","
-	    "\"qos2_downgraded\":%" PRIu64 "},"
-	    "\"queue\":{\"open\":%s,\"messages\":%" PRIu64 ",\"bytes\":%"
-	    PRIu64 ",\"oldest_age_ms\":%" PRIu64 ",\"inflight\":%" PRIu64 ","
-	    "\"disk_bytes\":%" PRIu64 ",\"segments\":%u,\"disk_full\":%s,"
-	    "\"backlog\":%s,\"drain_hz\":%" PRId64 ",\"fsync\":\"%s\","
-	    "\"drops\":{\"oldest\":%" PRIu64 ",\"newest\":%" PRIu64
-	    ",\"corrupt\":%" PRIu64 ",\"disk\":%" PRIu64 "}}",
-	    uplink_state_name(st.up.state), err, st.up.attempts,
-	    st.up.connects, st.up.failures, st.up.disconnects,
-	    st.up.next_attempt_ms, st.up.connected_ms, st.up.clock_offset_s,
-	    st.up.inflight, st.up.subscriptions, st.sent, st.acked,
-	    st.from_aws, st.refused, st.dead_letters, st.downgraded,
-	    st.queue_open ? "true" : "false", st.q.depth_msgs,
-	    st.q.depth_bytes, st.oldest_age_ms, st.q.inflight,
-	    st.q.disk_bytes, st.q.segments, st.disk_full ? "true" : "false",
-	    st.backlog ? "true" : "false", st.drain_hz, st.fsync,
-	    st.q.drops[QUEUE_DROPPED_OLDEST], st.q.drops[QUEUE_DROPPED_NEWEST],
-	    st.q.drops[QUEUE_DROPPED_CORRUPT], st.q.drops[QUEUE_DROPPED_DISK]);
-	return n < 0 ? cap : (size_t)n;
 }
 
 /* ---- life ----------------------------------------------------------------- */

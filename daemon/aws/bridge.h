@@ -75,15 +75,18 @@ enum bridge_verdict {
 enum bridge_verdict bridge_offer(struct bridge *br, const struct bridge_msg *m,
 		    uint64_t *seq);
 
-/* $SYS/broker/uplink/... and $SYS/broker/queue/... */
+/* $SYS/broker/uplink/... and $SYS/broker/queue/...: the rows of
+ * stats_table (stats.h) that have a topic. */
 void		 bridge_sys(struct bridge *br);
 
 /* A one-line summary for logs and STATUS=. */
 void		 bridge_summary(struct bridge *br, char *buf, size_t cap);
 
-/* Everything status, $SYS and metrics show of the bridge. */
+/* Everything status, $SYS and metrics show of the bridge; stats_table
+ * (stats.h) lists each value with its names. */
 struct bridge_stats {
 	struct uplink_status	up;
+	const char		*last_error;	/* up.last_error */
 	bool			queue_open;	/* some rule sends out */
 	struct queue_stats	q;		/* zero when !queue_open */
 	uint64_t		oldest_age_ms;	/* of the oldest queued message */
@@ -100,10 +103,7 @@ struct bridge_stats {
 	uint64_t		downgraded;	/* QoS 2 sent as QoS 1 */
 };
 
+/* Fill st; its strings belong to st (last_error) or are static. */
 void		 bridge_stats(struct bridge *br, struct bridge_stats *st);
-
-/* Status as a JSON object for the control socket, NUL-terminated into buf;
- * returns the length, or cap or more when it did not fit. */
-size_t		 bridge_status_json(struct bridge *br, char *buf, size_t cap);
 
 #endif
