@@ -264,14 +264,10 @@ lane_new(struct event_base *base, struct evdns_base *dns,
 	struct transport *t;
 	struct lane *l;
 
-	if ((l = calloc(1, sizeof(*l))) == NULL)
+	if ((l = malloc(sizeof(*l))) == NULL)
 		return NULL;
-	l->base = base;
-	l->cfg = cfg;
-	l->q = q;
-	l->ops = *ops;
-	l->arg = arg;
-	l->index = index;
+	*l = (struct lane){ .base = base, .cfg = cfg, .q = q, .ops = *ops,
+	    .arg = arg, .index = index };
 	limits_apply(l);
 	if ((l->ev_pump = evtimer_new(base, on_pump, l)) == NULL ||
 	    (t = transport_new(base, dns, cfg, "uplink")) == NULL ||

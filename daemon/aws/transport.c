@@ -99,24 +99,6 @@ transport_cfg(const struct transport *t)
 	return t->cfg;
 }
 
-const char *
-transport_host(const struct transport *t)
-{
-	return t->host;
-}
-
-uint16_t
-transport_port(const struct transport *t)
-{
-	return t->port;
-}
-
-const char *
-transport_name(const struct transport *t)
-{
-	return t->name;
-}
-
 bool
 transport_opened(struct transport *t)
 {
@@ -489,7 +471,7 @@ transport_info(const struct transport *t, struct transport_info *ti)
 	bool up = t->bev != NULL && t->state >= TRANSPORT_S_HANDSHAKE;
 
 	*ti = (struct transport_info){
-		.kind = t->impl->kind,
+		.name = t->name, .kind = t->impl->kind,
 		.host = t->host, .port = t->port,
 		.proxy_host = t->proxy_host, .proxy_port = t->proxy_port,
 		.tls_version = up ? tls_version(t->bev) : "?",

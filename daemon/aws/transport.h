@@ -56,6 +56,7 @@ struct transport_cb {
 
 /* What status and logs show of a transport. */
 struct transport_info {
+	const char	*name;		/* its log prefix ("uplink") */
 	const char	*kind;		/* "wss" */
 	const char	*host;		/* the endpoint; NULL without aws */
 	uint16_t	 port;

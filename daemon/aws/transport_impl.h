@@ -60,12 +60,9 @@ struct transport_impl {
 
 extern const struct transport_impl transport_wss;
 
-/* The configuration in force, and the endpoint it names. */
+/* The configuration in force; the endpoint and the log prefix are in
+ * transport_info(). */
 const struct cfg *transport_cfg(const struct transport *t);
-const char	*transport_host(const struct transport *t);
-uint16_t	 transport_port(const struct transport *t);
-/* The log prefix ("uplink"). */
-const char	*transport_name(const struct transport *t);
 
 /* Count wire bytes the implementation took from its input and wrote to its
  * output (handshake and framing included), for status and metrics. The

@@ -191,12 +191,10 @@ upgrade_send(struct transport *t, struct wss *w, struct evbuffer *out,
     char *err, size_t cap)
 {
 	const struct cfg *cfg = transport_cfg(t);
+	struct transport_info ti;
 	struct creds c;
 	struct sigv4_creds sc;
-	struct sigv4_presign p = {
-		.host = transport_host(t), .port = transport_port(t),
-		.region = cfg->aws.region,
-	};
+	struct sigv4_presign p = { .region = cfg->aws.region };
 	enum sigv4_status ss;
 	char *req = NULL;
 	size_t len, rlen;
@@ -204,6 +202,9 @@ upgrade_send(struct transport *t, struct wss *w, struct evbuffer *out,
 
 	if (load_creds(cfg, &c, err, cap) != 0)
 		return -1;
+	transport_info(t, &ti);
+	p.host = ti.host;
+	p.port = ti.port;
 	creds_sigv4(&c, &sc);
 	p.creds = &sc;
 	p.time = (int64_t)time(NULL) + sigclock.offset;
@@ -216,7 +217,7 @@ upgrade_send(struct transport *t, struct wss *w, struct evbuffer *out,
 		goto out;
 	}
 	w->up = (struct ws_upgrade){
-		.host = transport_host(t), .port = transport_port(t),
+		.host = ti.host, .port = ti.port,
 		.target = w->target, .protocol = "mqtt",
 	};
 	if (random_bytes(w, w->up.nonce, sizeof(w->up.nonce)) != 0 ||
@@ -251,6 +252,7 @@ static bool
 clock_check(struct transport *t, const struct ws_handshake *hs)
 {
 	int64_t local = (int64_t)time(NULL), skew;
+	struct transport_info ti;
 
 	if (!hs->has_date)
 		return false;
@@ -259,9 +261,10 @@ clock_check(struct transport *t, const struct ws_handshake *hs)
 		return false;
 	sigclock.offset = hs->date - local;
 	sigclock.unsync = false;
+	transport_info(t, &ti);
 	log_warnx("%s: the local clock is %+" PRId64 "s off AWS's (Date of "
 	    "its %d answer); signing with AWS's time from now on",
-	    transport_name(t), -sigclock.offset, hs->status);
+	    ti.name, -sigclock.offset, hs->status);
 	return true;
 }
 
@@ -270,10 +273,12 @@ clock_check(struct transport *t, const struct ws_handshake *hs)
 static void *
 wss_create(struct transport *t, const struct cfg *cfg)
 {
+	struct transport_info ti;
 	struct wss *w;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
+	transport_info(t, &ti);
 	if ((w->stream = evbuffer_new()) == NULL) {
 		free(w);
 		return NULL;
@@ -282,8 +287,7 @@ wss_create(struct transport *t, const struct cfg *cfg)
 	if (!sigclock.checked && (int64_t)time(NULL) < IOTB_BUILD_EPOCH) {
 		sigclock.unsync = true;
 		log_warnx("%s: the local clock is earlier than this build: "
-		    "taking the time from AWS's first answer",
-		    transport_name(t));
+		    "taking the time from AWS's first answer", ti.name);
 	}
 	sigclock.checked = true;
 	return w;

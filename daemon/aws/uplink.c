@@ -480,44 +480,39 @@ uplink_enter(struct uplink *u, enum uplink_state to, const char *why)
 	}
 }
 
+#define IN(s)	(1u << (s))
+#define LIVE	(IN(UPLINK_CONNECTING) | IN(UPLINK_SUBSCRIBING) | IN(UPLINK_ONLINE))
+
+/* Which event moves the session from which states to which; an event in
+ * any other state changes nothing. */
+static const struct {
+	enum uplink_event	ev;
+	unsigned		from;
+	enum uplink_state	to;
+} moves[] = {
+	{ UPLINK_EV_START, IN(UPLINK_OFF) | IN(UPLINK_STOPPED),
+	    UPLINK_CONNECTING },
+	{ UPLINK_EV_RETRY, IN(UPLINK_WAITING), UPLINK_CONNECTING },
+	{ UPLINK_EV_CONNACK, IN(UPLINK_CONNECTING), UPLINK_SUBSCRIBING },
+	{ UPLINK_EV_SUBSCRIBED, IN(UPLINK_SUBSCRIBING), UPLINK_ONLINE },
+	{ UPLINK_EV_FAILED, LIVE, UPLINK_WAITING },
+	{ UPLINK_EV_FIXED, LIVE, UPLINK_WAITING },
+	{ UPLINK_EV_PLANNED, LIVE, UPLINK_WAITING },
+	{ UPLINK_EV_STOP, LIVE | IN(UPLINK_WAITING), UPLINK_STOPPED },
+};
+
 static void
 uplink_fsm(struct uplink *u, enum uplink_event ev, const char *why)
 {
-	enum uplink_state s = u->state;
-	bool live = s == UPLINK_CONNECTING || s == UPLINK_SUBSCRIBING ||
-	    s == UPLINK_ONLINE;
-
-	switch (ev) {
-	case UPLINK_EV_START:
-		if (s == UPLINK_OFF || s == UPLINK_STOPPED)
-			uplink_enter(u, UPLINK_CONNECTING, why);
-		break;
-	case UPLINK_EV_RETRY:
-		if (s == UPLINK_WAITING)
-			uplink_enter(u, UPLINK_CONNECTING, why);
-		break;
-	case UPLINK_EV_CONNACK:
-		if (s == UPLINK_CONNECTING)
-			uplink_enter(u, UPLINK_SUBSCRIBING, why);
-		break;
-	case UPLINK_EV_SUBSCRIBED:
-		if (s == UPLINK_SUBSCRIBING)
-			uplink_enter(u, UPLINK_ONLINE, why);
-		break;
-	case UPLINK_EV_FAILED:
-	case UPLINK_EV_FIXED:
-	case UPLINK_EV_PLANNED:
-		if (!live)
-			break;
+	for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++) {
+		if (moves[i].ev != ev || !(moves[i].from & IN(u->state)))
+			continue;
+		/* how WAITING is entered decides its delay; a failure before
+		 * CONNACK is made FAILED there */
 		u->end = ev == UPLINK_EV_FIXED ? MQTTC_END_RETRY :
-		    ev == UPLINK_EV_PLANNED ? MQTTC_END_PLANNED :
-		    MQTTC_END_LOST;	/* FAILED until CONNACK, in WAITING */
-		uplink_enter(u, UPLINK_WAITING, why);
-		break;
-	case UPLINK_EV_STOP:
-		if (s != UPLINK_OFF && s != UPLINK_STOPPED)
-			uplink_enter(u, UPLINK_STOPPED, why);
-		break;
+		    ev == UPLINK_EV_PLANNED ? MQTTC_END_PLANNED : MQTTC_END_LOST;
+		uplink_enter(u, moves[i].to, why);
+		return;
 	}
 }
 
@@ -844,16 +839,12 @@ uplink_new(struct event_base *base, const struct cfg *cfg, struct transport *t,
 {
 	struct uplink *u;
 
-	if ((u = calloc(1, sizeof(*u))) == NULL) {
+	if ((u = malloc(sizeof(*u))) == NULL) {
 		transport_free(t);
 		return NULL;
 	}
-	u->base = base;
-	u->cfg = cfg;
-	u->t = t;
-	u->ops = *ops;
-	u->arg = arg;
-	u->state = UPLINK_OFF;
+	*u = (struct uplink){ .base = base, .cfg = cfg, .t = t, .ops = *ops,
+	    .arg = arg, .state = UPLINK_OFF };
 	snprintf(u->name, sizeof(u->name), "%s", name);
 	transport_set_cb(t, &uplink_transport_cb, u);
 	retry_params(u, true);
