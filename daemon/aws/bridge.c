@@ -32,7 +32,6 @@
 #include "queue/queue.h"
 #include "util/ratelimit.h"
 
-#define BRIDGE_FLAG_RETAIN	0x01	/* queue record flag, as lane.c reads it */
 #define BRIDGE_SLOW_SYNC_MS	1000	/* checkpoints under fsync always/never */
 #define BRIDGE_LOG_RATE		1	/* drop log lines per second ... */
 #define BRIDGE_LOG_BURST	5	/* ... after a burst of this many */
@@ -291,7 +290,7 @@ bridge_offer(struct bridge *br, const struct bridge_msg *m, uint64_t *seqp)
 		qm.qos = 1;	/* AWS IoT has no QoS 2 */
 		br->downgraded++;
 	}
-	qm.flags = m->retain ? BRIDGE_FLAG_RETAIN : 0;
+	qm.flags = m->retain ? LANE_FLAG_RETAIN : 0;
 	qm.topic = (struct buf_view){ (const uint8_t *)br->tbuf, match.len };
 	qm.payload = (struct buf_view){ m->payload, m->payload_len };
 	if ((st = queue_append(br->q, &qm, clock_wall_ms(), &seq)) !=

@@ -23,8 +23,6 @@
 #include "queue/queue.h"
 #include "util/ratelimit.h"
 
-#define LANE_FLAG_RETAIN	0x01	/* queue record flag */
-
 struct lane {
 	struct event_base	*base;
 	const struct cfg	*cfg;

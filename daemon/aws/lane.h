@@ -22,6 +22,9 @@ struct queue;
 struct mqtt_publish;
 struct lane;
 
+/* A queue record flag: the message is published with RETAIN. */
+#define LANE_FLAG_RETAIN	0x01
+
 struct lane_ops {
 	/* Record seq is done: AWS acknowledged it (QoS 1) or it was handed
 	 * to the socket (QoS 0); the lane has acknowledged it in the queue. */

@@ -431,13 +431,6 @@ transport_open(struct transport *t, uint64_t timeout_ms)
 	return event_add(t->ev_start, &now);
 }
 
-bool
-transport_busy(const struct transport *t)
-{
-	return t->state != TRANSPORT_S_IDLE ||
-	    event_pending(t->ev_start, EV_TIMEOUT, NULL);
-}
-
 int
 transport_send(struct transport *t, const void *head, size_t hlen,
     const void *body, size_t blen)
@@ -547,6 +540,14 @@ settings_release(struct transport *t)
 	t->st = NULL;
 }
 
+/* The implementation cfg asks for: the one place that knows them all (an
+ * aws.transport key would choose here). */
+static const struct transport_impl *
+impl_for(const struct cfg *cfg)
+{
+	return &transport_wss;
+}
+
 /* What a connection is made from; without an aws section, nothing. */
 static int
 settings_apply(struct transport *t)
@@ -555,6 +556,7 @@ settings_apply(struct transport *t)
 	char err[256];
 
 	settings_release(t);
+	t->impl = impl_for(cfg);
 	if ((t->st = t->impl->create(t, cfg)) == NULL)
 		return -1;
 	if (!cfg->aws.present)
@@ -583,7 +585,7 @@ transport_differs(struct transport *t, const struct cfg *cfg)
 	const struct cfg_aws *x = &t->cfg->aws, *y = &cfg->aws;
 	bool differ;
 
-	if (x->present != y->present)
+	if (x->present != y->present || impl_for(t->cfg) != impl_for(cfg))
 		differ = true;
 	else if (!x->present)
 		differ = false;
@@ -620,7 +622,7 @@ transport_new(struct event_base *base, struct evdns_base *dns,
 	t->base = base;
 	t->dns = dns;
 	t->cfg = cfg;
-	t->impl = &transport_wss;
+	t->impl = impl_for(cfg);
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	if ((t->ev_start = evtimer_new(base, on_start, t)) == NULL ||
 	    settings_apply(t) != 0) {

@@ -108,9 +108,6 @@ void		 transport_free(struct transport *t);
  */
 int		 transport_open(struct transport *t, uint64_t timeout_ms);
 
-/* Is a connection being made or open? */
-bool		 transport_busy(const struct transport *t);
-
 /*
  * Send head[0..hlen) followed by body[0..blen) as stream bytes, one unit
  * (a PUBLISH's header and payload go without a copy). Only while open. 0,
