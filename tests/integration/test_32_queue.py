@@ -182,6 +182,25 @@ def test_acks_to_one_device_keep_packet_order(aws, tmp_path, daemon_factory):
         c.close()
 
 
+def test_topic_that_is_a_rules_prefix_parent(tmp_path, daemon_factory):
+    """'dev' matches a rule's 'dev/#' but has nothing after the prefix to
+    rename: it is not bridged, and the daemon carries on."""
+    cfg, port = write_config(tmp_path, None, rules=[
+        '{topic: "#", direction: out, local_prefix: "dev/", '
+        'remote_prefix: "gw/"}'])
+    d = daemon_factory(cfg)
+    d.wait_log(r"ready")
+    p = Publisher(port)
+    for info in (p.publish(1, topic="dev"), p.publish(2, topic="dev/x")):
+        info.wait_for_publish(TIMEOUT)
+    p.close()
+    assert d.proc.poll() is None, d.log()
+    assert d.stop() == 0
+    # only dev/x was queued: it is there at the next start
+    d = daemon_factory(cfg)
+    d.wait_log(r"queue .*: 1 message to send")
+
+
 def test_sigterm_keeps_the_queue(aws, tmp_path, daemon_factory):
     cfg, port = write_config(tmp_path, None)
     d = daemon_factory(cfg)
