@@ -20,6 +20,7 @@
 #include <event2/util.h>
 
 #include "iotb_build.h"
+#include "daemon/aws/bridge.h"
 #include "daemon/log.h"
 #include "topic/topic.h"
 
@@ -36,6 +37,7 @@ msg_new(const void *topic, size_t tlen, const void *payload, size_t plen,
 	m->refs = 1;
 	m->qos = qos;
 	m->retain = retain;
+	m->origin = MSG_FROM_BROKER;
 	m->topic_len = (uint16_t)tlen;
 	m->payload_len = plen;
 	memcpy(m->topic, topic, tlen);
@@ -156,8 +158,31 @@ retain_store(struct broker *b, struct msg *m)
 	msg_unref(old);
 }
 
-void
-broker_publish(struct broker *b, struct session *origin, struct msg *m)
+/* A device's message to the bridge's "out" rules: what the device is owed. */
+static enum broker_fate
+route_up(struct broker *b, const struct msg *m, uint64_t *seq)
+{
+	struct bridge_msg bm = {
+		.topic = m->topic, .topic_len = m->topic_len,
+		.payload = m->payload, .payload_len = m->payload_len,
+		.qos = m->qos, .retain = m->retain,
+	};
+
+	switch (bridge_offer(b->bridge, &bm, seq)) {
+	case BRIDGE_STORED:
+		return BROKER_ACK_STORED;
+	case BRIDGE_DELIVERED:
+		return BROKER_ACK_DELIVERED;
+	case BRIDGE_REFUSED:
+		return BROKER_REFUSED;
+	default:
+		return BROKER_ACK;
+	}
+}
+
+enum broker_fate
+broker_publish(struct broker *b, struct session *origin, struct msg *m,
+    uint64_t *seq)
 {
 	if (m->retain)
 		retain_store(b, m);
@@ -175,6 +200,48 @@ broker_publish(struct broker *b, struct session *origin, struct msg *m)
 		/* live delivery clears RETAIN unless asked to keep it (3.3.1-9) */
 		session_deliver(b, s, m, qos, m->retain && s->match_rap);
 	}
+	/* only what devices published goes up: never what came down */
+	if (m->origin != MSG_FROM_DEVICE || b->bridge == NULL)
+		return BROKER_ACK;
+	return route_up(b, m, seq);
+}
+
+int
+broker_publish_remote(struct broker *b, const char *topic, size_t tlen,
+    const void *payload, size_t plen, uint8_t qos, bool retain)
+{
+	struct msg *m;
+
+	if ((m = msg_new(topic, tlen, payload, plen, qos, retain)) == NULL)
+		return -1;
+	m->origin = MSG_FROM_AWS;
+	(void)broker_publish(b, NULL, m, NULL);
+	msg_unref(m);
+	return 0;
+}
+
+void
+broker_acks_durable(struct broker *b, uint64_t seq)
+{
+	acks_durable(b, seq);
+}
+
+void
+broker_acks_delivered(struct broker *b, uint64_t seq, uint8_t reason)
+{
+	acks_delivered(b, seq, reason);
+}
+
+void
+broker_acks_undelivered_below(struct broker *b, uint64_t seq, uint8_t reason)
+{
+	acks_undelivered_below(b, seq, reason);
+}
+
+bool
+broker_acks_awaiting_delivery(const struct broker *b, uint64_t *lowest)
+{
+	return acks_awaiting_delivery(b, lowest);
 }
 
 void
@@ -210,7 +277,7 @@ broker_sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
 	if ((m = msg_new(topic, strlen(topic), value, (size_t)n, 0, true)) ==
 	    NULL)
 		return;
-	broker_publish(b, NULL, m);
+	(void)broker_publish(b, NULL, m, NULL);
 	msg_unref(m);
 }
 
@@ -289,10 +356,13 @@ broker_new(struct event_base *base, const struct cfg *cfg)
 	TAILQ_INIT(&b->clients);
 	TAILQ_INIT(&b->closing);
 	TAILQ_INIT(&b->offline);
+	TAILQ_INIT(&b->owed_stored);
+	TAILQ_INIT(&b->owed_delivered);
 	/* seed the tables so that ids and topics cannot be chosen to collide */
 	evutil_secure_rng_get_bytes(&seed, sizeof(seed));
 	hmap_init(&b->sessions, seed);
 	hmap_init(&b->retained, seed ^ 0x9e3779b97f4a7c15ULL);
+	hmap_init(&b->owed_by_seq, seed ^ 0xc2b2ae3d27d4eb4fULL);
 	b->started_ms = broker_now_ms(b);
 	/* the saved state comes back before the first client can connect */
 	if ((b->subs = trie_new(NULL)) == NULL || broker_timers(b) == -1 ||
@@ -344,6 +414,7 @@ broker_free(struct broker *b)
 		msg_unref(m);
 	hmap_clear(&b->retained);
 	hmap_clear(&b->sessions);
+	hmap_clear(&b->owed_by_seq);	/* emptied with the sessions */
 	/* last: freeing a persistent session above marks the state dirty */
 	if (b->ev_persist != NULL)
 		event_free(b->ev_persist);

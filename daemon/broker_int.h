@@ -1,6 +1,7 @@
 /*
- * What broker.c, session.c, client.c and listener.c share. Nothing outside
- * the broker includes this file; main.c sees only broker.h.
+ * What broker.c, session.c, client.c, acks.c, listener.c and persist.c
+ * share. Nothing outside the broker includes this file: main.c and the AWS
+ * side see only broker.h.
  */
 #ifndef IOTB_BROKER_INT_H
 #define IOTB_BROKER_INT_H
@@ -14,16 +15,23 @@
 #include "auth/acl.h"
 #include "base/hmap.h"
 #include "config/cfg.h"
-#include "daemon/bridge.h"
 #include "daemon/broker.h"
 #include "daemon/file.h"
+#include "daemon/sock.h"
 #include "mqtt/mqtt.h"
 #include "topic/trie.h"
 
 struct bufferevent;
-struct evconnlistener;
 struct tls_server_ctx;
 struct event;
+
+/* Where a message came from: only a device's messages go up to AWS, so a
+ * message from AWS never goes back up (loop prevention). */
+enum msg_origin {
+	MSG_FROM_BROKER = 0,	/* $SYS, the broker's own */
+	MSG_FROM_DEVICE,	/* a local client's PUBLISH or will */
+	MSG_FROM_AWS,		/* came down an "in" rule */
+};
 
 /*
  * An application message, shared by reference among every subscriber, queue
@@ -34,6 +42,8 @@ struct msg {
 	unsigned	 refs;
 	uint8_t		 qos;		/* as published */
 	bool		 retain;	/* as published */
+	uint8_t		 origin;	/* enum msg_origin, MSG_FROM_BROKER
+					 * unless the creator says otherwise */
 	uint16_t	 topic_len;
 	size_t		 payload_len;
 	const uint8_t	*payload;	/* inside this allocation, after the topic */
@@ -75,6 +85,10 @@ struct outmsg {
 };
 TAILQ_HEAD(out_list, outmsg);
 
+/* An acknowledgement owed to a device (acks.c). */
+struct owed;
+TAILQ_HEAD(owed_list, owed);
+
 struct session {
 	char			*id;		/* NUL-terminated copy of the client id */
 	size_t			 id_len;
@@ -94,6 +108,7 @@ struct session {
 	uint16_t		*qos2_in;	/* incoming QoS 2 ids awaiting PUBREL */
 	size_t			 nqos2_in;
 	size_t			 capqos2_in;
+	struct owed_list	 owed;		/* PUBACK/PUBREC, packet order */
 	/* routing scratch: one delivery per publish at the highest QoS */
 	uint64_t		 match_gen;
 	uint8_t			 match_qos;
@@ -111,8 +126,8 @@ enum client_state {
 struct listener {
 	TAILQ_ENTRY(listener)	 entry;
 	struct broker		*b;
-	struct evconnlistener	*evl;
-	struct event		*ev_resume;	/* accept paused on EMFILE */
+	struct sock_acceptor	*acc;
+	struct sock_file	 file;		/* AF_UNIX: the socket we made */
 	struct cfg_addr		 addr;
 	const struct cfg_listener *conf;	/* refreshed at every reload */
 	struct tls_server_ctx	*tls;		/* NULL: plain TCP or unix */
@@ -182,6 +197,9 @@ struct broker {
 	uint64_t		 next_auto_id;
 	struct broker_stats	 stats;
 	struct bridge		*bridge;	/* NULL: nothing goes upstream */
+	struct owed_list	 owed_stored;	/* pending acks by seq (acks.c) */
+	struct owed_list	 owed_delivered;
+	struct hmap		 owed_by_seq;	/* seq -> owed, ack: delivered */
 };
 
 uint64_t	 broker_now_ms(const struct broker *b);
@@ -192,14 +210,24 @@ bool		 broker_may(const struct broker *b, const struct session *s,
 		    const char *topic, size_t len, enum acl_access access);
 
 
-/* Route a message from origin (NULL: the broker itself) to every matching
- * subscription, and keep it as the retained message when it says so. */
-void		 broker_publish(struct broker *b, struct session *origin,
-		    struct msg *m);
+/* What becomes of a device's QoS 1/2 message, and when it is acknowledged. */
+enum broker_fate {
+	BROKER_ACK,		/* now: not bridged, or bridged and durable */
+	BROKER_ACK_STORED,	/* once queue record *seq is durable */
+	BROKER_ACK_DELIVERED,	/* once AWS acknowledged record *seq */
+	BROKER_REFUSED,		/* the bridge's queue refused it */
+};
 
-/* Publish a retained $SYS value (at most 255 bytes, else nothing). */
-void		 broker_sys_publish(struct broker *b, const char *topic,
-		    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/*
+ * Route a message to every sink, in one place: the matching local
+ * subscriptions (origin is the publishing session, for No Local; NULL for
+ * none), the retained store when it says so, then, for a device's message
+ * only (m->origin), the bridge's "out" rules. seq NULL: nothing is owed for
+ * it (QoS 0, wills, the broker's own); otherwise *seq receives the queue
+ * record a BROKER_ACK_STORED or _DELIVERED fate waits for.
+ */
+enum broker_fate broker_publish(struct broker *b, struct session *origin,
+		    struct msg *m, uint64_t *seq);
 
 /* Send the retained messages matching filter to a new subscription. */
 void		 broker_send_retained(struct broker *b, struct sub *sub);
@@ -228,6 +256,18 @@ bool		 session_qos2_add(struct session *s, uint16_t pid, size_t max);
 bool		 session_qos2_release(struct session *s, uint16_t pid);
 void		 session_expire(struct broker *b);
 
+/* acknowledgements owed to devices (acks.c), see broker_acks_*() */
+void		 acks_owe(struct broker *b, struct session *s,
+		    enum mqtt_type type, uint16_t pid, uint8_t reason,
+		    enum broker_fate fate, uint64_t seq);
+void		 acks_durable(struct broker *b, uint64_t seq);
+void		 acks_delivered(struct broker *b, uint64_t seq, uint8_t reason);
+void		 acks_undelivered_below(struct broker *b, uint64_t seq,
+		    uint8_t reason);
+bool		 acks_awaiting_delivery(const struct broker *b,
+		    uint64_t *lowest);
+void		 acks_session_free(struct broker *b, struct session *s);
+
 /* connections (client.c) */
 void		 client_accept(struct listener *l, int fd,
 		    const struct sockaddr *sa, int salen);
@@ -251,7 +291,5 @@ void		 persist_touch(struct broker *b);
 int		 listener_sync(struct broker *b, const struct cfg *cfg,
 		    bool starting);
 void		 listener_free_all(struct broker *b);
-void		 listener_format(const struct cfg_addr *a, char *buf,
-		    size_t cap);
 
 #endif

@@ -276,10 +276,9 @@ client_close(struct client *c, const char *why, uint8_t reason)
 		struct msg *w = c->will;
 
 		c->will = NULL;
-		if (broker_may(b, s, w->topic, w->topic_len, ACL_WRITE)) {
-			broker_publish(b, s, w);
-			(void)bridge_offer(b->bridge, w, NULL, 0, 0);
-		} else
+		if (broker_may(b, s, w->topic, w->topic_len, ACL_WRITE))
+			(void)broker_publish(b, s, w, NULL);
+		else
 			log_info("will denied by the ACL id=%s", c->idlog);
 		msg_unref(w);
 	}
@@ -462,6 +461,8 @@ handle_connect(struct client *c, const struct mqtt_connect *conn)
 		c->will = msg_new(conn->will_topic.ptr, conn->will_topic.len,
 		    conn->will_payload.ptr, conn->will_payload.len,
 		    conn->will_qos, conn->will_retain);
+		if (c->will != NULL)
+			c->will->origin = MSG_FROM_DEVICE;
 		c->will_qos = conn->will_qos;
 		c->will_retain = conn->will_retain;
 		PRIV(c)->send_will = c->will != NULL;
@@ -536,13 +537,21 @@ client_receive_max(const struct client *c)
 	return n > UINT16_MAX ? UINT16_MAX : (size_t)n;
 }
 
+/*
+ * A PUBLISH from the client: routed to every sink by broker_publish(), and
+ * answered (QoS 1 PUBACK, QoS 2 PUBREC) through the session's list of what
+ * it owes, so that answers that wait for the queue or for AWS keep the
+ * order of the packets.
+ */
 static void
 handle_publish(struct client *c, const struct mqtt_publish *pub)
 {
 	struct broker *b = c->b;
 	struct session *s = c->s;
+	enum mqtt_type ack = pub->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK;
+	enum broker_fate fate = BROKER_ACK;
+	uint64_t seq = 0;
 	uint8_t reason = 0;
-	enum bridge_verdict verdict;
 	struct msg *m;
 
 	if (c->version == MQTT_V5 &&
@@ -556,7 +565,7 @@ handle_publish(struct client *c, const struct mqtt_publish *pub)
 	}
 	if (pub->qos == 2 && session_qos2_seen(s, pub->packet_id)) {
 		/* a resend of a message already routed: exactly once */
-		client_send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
+		acks_owe(b, s, MQTT_PUBREC, pub->packet_id, 0, BROKER_ACK, 0);
 		return;
 	}
 	b->stats.msgs_received++;
@@ -577,6 +586,7 @@ handle_publish(struct client *c, const struct mqtt_publish *pub)
 			client_close(c, "out of memory", 0x89);
 			return;
 		}
+		m->origin = MSG_FROM_DEVICE;
 		if (pub->qos == 2 && !session_qos2_add(s, pub->packet_id,
 		    client_receive_max(c))) {
 			msg_unref(m);
@@ -586,26 +596,17 @@ handle_publish(struct client *c, const struct mqtt_publish *pub)
 			client_close(c, "receive maximum exceeded", 0x93);
 			return;
 		}
-		broker_publish(b, s, m);
-		verdict = bridge_offer(b->bridge, m, s, pub->packet_id,
-		    pub->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK);
+		fate = broker_publish(b, s, m, pub->qos > 0 ? &seq : NULL);
 		msg_unref(m);
-		if (verdict == BRIDGE_LATER)
-			return;		/* the bridge acknowledges */
 		/* MQTT 5 can say the queue refused it; 3.1.1 cannot say no */
-		if (verdict == BRIDGE_REFUSED && c->version == MQTT_V5) {
+		if (fate == BROKER_REFUSED && c->version == MQTT_V5) {
 			reason = 0x97;
 			if (pub->qos == 2)	/* the flow ends at PUBREC */
 				(void)session_qos2_release(s, pub->packet_id);
 		}
 	}
-	if (pub->qos == 1)
-		client_send_ack(c, MQTT_PUBACK, pub->packet_id, reason);
-	else if (pub->qos == 2 && reason == 0)
-		client_send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
-	else if (pub->qos == 2)		/* refused: no QoS 2 state is kept */
-		client_send_ack(c, MQTT_PUBREC, pub->packet_id,
-		    c->version == MQTT_V5 ? reason : 0);
+	if (pub->qos > 0)
+		acks_owe(b, s, ack, pub->packet_id, reason, fate, seq);
 }
 
 static void

@@ -2,7 +2,8 @@
  * The control socket (see control.h): the request line, the commands, and
  * the status in its two renderings. The socket and its connections are a
  * oneshot server; what the status shows comes from broker_counts() and
- * bridge_stats() at the moment of the request, nothing is cached.
+ * bridge_stats() at the moment of the request, nothing is cached, and the
+ * AWS side's part of it walks stats_table (daemon/aws/stats.h).
  */
 #include "daemon/control.h"
 
@@ -20,7 +21,8 @@
 #include "iotb_build.h"
 #include "base/json.h"
 #include "config/cfg.h"
-#include "daemon/bridge.h"
+#include "daemon/aws/bridge.h"
+#include "daemon/aws/stats.h"
 #include "daemon/broker.h"
 #include "daemon/log.h"
 #include "daemon/oneshot.h"
@@ -37,46 +39,6 @@ struct control {
 };
 
 /* ---- rendering helpers --------------------------------------------------- */
-
-/* "850ms", "4s", "2m 3s", "5h 1m", "3d 4h": two units at most. */
-static const char *
-fmt_duration(uint64_t ms, char *buf, size_t cap)
-{
-	uint64_t s = ms / 1000;
-
-	if (ms < 1000)
-		snprintf(buf, cap, "%" PRIu64 "ms", ms);
-	else if (s < 60)
-		snprintf(buf, cap, "%" PRIu64 "s", s);
-	else if (s < 3600)
-		snprintf(buf, cap, "%" PRIu64 "m %" PRIu64 "s", s / 60, s % 60);
-	else if (s < 86400)
-		snprintf(buf, cap, "%" PRIu64 "h %" PRIu64 "m", s / 3600,
-		    s / 60 % 60);
-	else
-		snprintf(buf, cap, "%" PRIu64 "d %" PRIu64 "h", s / 86400,
-		    s / 3600 % 24);
-	return buf;
-}
-
-/* "512 B", "3.4 KiB", "12.0 MiB". */
-static const char *
-fmt_size(uint64_t n, char *buf, size_t cap)
-{
-	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)n;
-	size_t u = 0;
-
-	if (n < 1024) {
-		snprintf(buf, cap, "%" PRIu64 " B", n);
-		return buf;
-	}
-	for (v /= 1024; v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0]);
-	    u++)
-		v /= 1024;
-	snprintf(buf, cap, "%.1f %s", v, units[u]);
-	return buf;
-}
 
 /* One "  key:   value" line of the table. */
 static void
@@ -118,21 +80,55 @@ json_string(struct evbuffer *out, const char *s)
 
 /* ---- status ---------------------------------------------------------------- */
 
+/* The AWS side's section of the JSON status, walking stats_table. */
+static void
+json_section(struct evbuffer *out, enum stats_section sec,
+    const struct bridge_stats *st)
+{
+	const char *sep = "";
+
+	evbuffer_add_printf(out, ",\"%s\":{", stats_section_name(sec, false));
+	for (size_t i = 0; i < stats_count; i++) {
+		const struct stats_def *d = &stats_table[i];
+
+		if (d->section != sec || d->json == NULL)
+			continue;
+		evbuffer_add_printf(out, "%s\"%s\":", sep, d->json);
+		sep = ",";
+		switch (d->kind) {
+		case STATS_TEXT:
+		case STATS_STATE:
+			json_string(out, stats_str(d, st));
+			break;
+		case STATS_FLAG:
+			evbuffer_add_printf(out, "%s", stats_str(d, st));
+			break;
+		case STATS_GAUGE:
+			evbuffer_add_printf(out, "%" PRId64, stats_i64(d, st));
+			break;
+		case STATS_DROPS:
+			for (int r = 0; r < stats_ndrops(); r++)
+				evbuffer_add_printf(out, "%s\"%s\":%" PRIu64,
+				    r == 0 ? "{" : ",", stats_drop_key(r, true),
+				    stats_drops(st, r));
+			evbuffer_add(out, "}", 1);
+			break;
+		default:
+			evbuffer_add_printf(out, "%" PRIu64, stats_u64(d, st));
+			break;
+		}
+	}
+	evbuffer_add(out, "}", 1);
+}
+
 static void
 status_json(struct control *ctl, struct evbuffer *out)
 {
 	struct broker_counts bc;
-	char small[4096], *big = NULL, *members = small;
-	size_t n;
+	struct bridge_stats st;
 
 	broker_counts(ctl->b, &bc);
-	if ((n = bridge_status_json(ctl->br, small, sizeof(small))) >=
-	    sizeof(small)) {
-		if ((big = malloc(n + 1)) == NULL)
-			fatal("status");
-		(void)bridge_status_json(ctl->br, big, n + 1);
-		members = big;
-	}
+	bridge_stats(ctl->br, &st);
 	evbuffer_add_printf(out, "{\"version\":\"%s\",\"pid\":%ld,"
 	    "\"uptime_s\":%" PRIu64 ",\"config\":", IOTB_VERSION,
 	    (long)getpid(), bc.uptime_ms / 1000);
@@ -140,89 +136,33 @@ status_json(struct control *ctl, struct evbuffer *out)
 	evbuffer_add_printf(out, ",\"clients\":{\"connected\":%zu,"
 	    "\"sessions\":%zu},\"messages\":{\"in\":%" PRIu64 ",\"out\":%"
 	    PRIu64 ",\"dropped\":%" PRIu64 "},\"bytes\":{\"in\":%" PRIu64
-	    ",\"out\":%" PRIu64 "},%s}\n", bc.clients, bc.sessions, bc.msgs_in,
-	    bc.msgs_out, bc.msgs_dropped, bc.bytes_in, bc.bytes_out, members);
-	free(big);
+	    ",\"out\":%" PRIu64 "}", bc.clients, bc.sessions, bc.msgs_in,
+	    bc.msgs_out, bc.msgs_dropped, bc.bytes_in, bc.bytes_out);
+	for (int sec = 0; sec < STATS_NSECTIONS; sec++)
+		json_section(out, (enum stats_section)sec, &st);
+	evbuffer_add(out, "}\n", 2);
 }
 
+/* The AWS side's section of the text status, walking stats_table. */
 static void
-status_uplink(struct evbuffer *out, const struct bridge_stats *st)
+text_section(struct evbuffer *out, enum stats_section sec,
+    const struct bridge_stats *st)
 {
-	const struct uplink_status *up = &st->up;
-	char t[32], u[32];
+	char v[512];
 
-	evbuffer_add_printf(out, "Uplink\n");
-	switch (up->state) {
-	case UPLINK_OFF:
-		row(out, "state", "off (no aws section)");
-		return;
-	case UPLINK_WAITING:
-		row(out, "state", "waiting, next attempt in %s",
-		    fmt_duration(up->next_attempt_ms, t, sizeof(t)));
-		break;
-	case UPLINK_ONLINE:
-		row(out, "state", "online for %s",
-		    fmt_duration(up->connected_ms, t, sizeof(t)));
-		break;
-	default:
-		row(out, "state", "%s", uplink_state_name(up->state));
-		break;
+	evbuffer_add_printf(out, "%s\n", stats_section_name(sec, true));
+	for (size_t i = 0; i < stats_count; i++) {
+		const struct stats_def *d = &stats_table[i];
+		enum stats_row r;
+
+		if (d->section != sec || d->text == NULL)
+			continue;
+		if ((r = stats_text(d, st, v, sizeof(v))) == STATS_ROW_SKIP)
+			continue;
+		row(out, d->text, "%s", v);
+		if (r == STATS_ROW_LAST)
+			return;
 	}
-	if (up->last_error[0] != '\0')
-		row(out, "last error", "%s", up->last_error);
-	row(out, "attempts", "%" PRIu64, up->attempts);
-	row(out, "connects", "%" PRIu64, up->connects);
-	row(out, "failures", "%" PRIu64, up->failures);
-	row(out, "disconnects", "%" PRIu64, up->disconnects);
-	row(out, "subscriptions", "%u", up->subscriptions);
-	row(out, "in flight", "%u", up->inflight);
-	row(out, "sent", "%" PRIu64 " (%" PRIu64 " acknowledged)", st->sent,
-	    st->acked);
-	row(out, "received", "%" PRIu64, st->from_aws);
-	row(out, "refused", "%" PRIu64 " (%" PRIu64 " kept as dead letters)",
-	    st->refused, st->dead_letters);
-	if (st->downgraded > 0)
-		row(out, "QoS 2 sent as 1", "%" PRIu64, st->downgraded);
-	row(out, "bytes", "%s out, %s in",
-	    fmt_size(up->bytes_out, t, sizeof(t)),
-	    fmt_size(up->bytes_in, u, sizeof(u)));
-	if (up->clock_offset_s != 0)
-		row(out, "clock offset", "%+" PRId64 "s", up->clock_offset_s);
-}
-
-static void
-status_queue(struct evbuffer *out, const struct bridge_stats *st)
-{
-	const struct queue_stats *q = &st->q;
-	char t[32], u[32];
-
-	evbuffer_add_printf(out, "Queue\n");
-	if (!st->queue_open) {
-		row(out, "state", "off (no bridge rule sends out)");
-		return;
-	}
-	row(out, "messages", "%" PRIu64 " (%s), %" PRIu64 " in flight",
-	    q->depth_msgs, fmt_size(q->depth_bytes, t, sizeof(t)),
-	    q->inflight);
-	if (q->depth_msgs > 0)
-		row(out, "oldest", "%s ago",
-		    fmt_duration(st->oldest_age_ms, t, sizeof(t)));
-	row(out, "disk", "%s in %u segment%s%s",
-	    fmt_size(q->disk_bytes, u, sizeof(u)), q->segments,
-	    q->segments == 1 ? "" : "s", st->disk_full ?
-	    " (full: the last append failed)" : "");
-	row(out, "drops", "oldest %" PRIu64 ", newest %" PRIu64 ", corrupt %"
-	    PRIu64 ", disk %" PRIu64, q->drops[QUEUE_DROPPED_OLDEST],
-	    q->drops[QUEUE_DROPPED_NEWEST], q->drops[QUEUE_DROPPED_CORRUPT],
-	    q->drops[QUEUE_DROPPED_DISK]);
-	if (!st->backlog)
-		row(out, "backlog", "no");
-	else if (st->drain_hz > 0)
-		row(out, "backlog", "yes, draining at %" PRId64 " messages/s",
-		    st->drain_hz);
-	else
-		row(out, "backlog", "yes, draining as fast as AWS allows");
-	row(out, "fsync", "%s", st->fsync);
 }
 
 static void
@@ -236,18 +176,20 @@ status_text(struct control *ctl, struct evbuffer *out)
 	bridge_stats(ctl->br, &st);
 	evbuffer_add_printf(out, "iotbridged %s, pid %ld, up %s\n",
 	    IOTB_VERSION, (long)getpid(),
-	    fmt_duration(bc.uptime_ms, t, sizeof(t)));
-	evbuffer_add_printf(out, "config: %s\n\n", ctl->cfg_path);
-	status_uplink(out, &st);
-	evbuffer_add(out, "\n", 1);
-	status_queue(out, &st);
+	    stats_fmt_duration(bc.uptime_ms, t, sizeof(t)));
+	evbuffer_add_printf(out, "config: %s\n", ctl->cfg_path);
+	for (int sec = 0; sec < STATS_NSECTIONS; sec++) {
+		evbuffer_add(out, "\n", 1);
+		text_section(out, (enum stats_section)sec, &st);
+	}
 	evbuffer_add(out, "\nBroker\n", 8);
 	row(out, "clients", "%zu connected", bc.clients);
 	row(out, "sessions", "%zu", bc.sessions);
 	row(out, "messages", "%" PRIu64 " in, %" PRIu64 " out, %" PRIu64
 	    " dropped", bc.msgs_in, bc.msgs_out, bc.msgs_dropped);
-	row(out, "bytes", "%s in, %s out", fmt_size(bc.bytes_in, t, sizeof(t)),
-	    fmt_size(bc.bytes_out, u, sizeof(u)));
+	row(out, "bytes", "%s in, %s out",
+	    stats_fmt_size(bc.bytes_in, t, sizeof(t)),
+	    stats_fmt_size(bc.bytes_out, u, sizeof(u)));
 }
 
 /* ---- commands -------------------------------------------------------------- */

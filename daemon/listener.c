@@ -1,171 +1,38 @@
 /*
- * Listening sockets from the configuration: TCP over IPv4 and IPv6 and unix
- * sockets, each an evconnlistener. A reload compares addresses: a listener
- * whose address stays keeps its socket and its clients; new addresses are
- * bound; removed ones close, with their clients.
+ * The broker's listeners from the configuration: TCP over IPv4 and IPv6 and
+ * unix sockets (made by sock.c), with their TLS contexts and auth files. A
+ * reload compares addresses: a listener whose address stays keeps its
+ * socket and its clients; new addresses are bound; removed ones close, with
+ * their clients.
  */
 #include "daemon/broker_int.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <event2/event.h>
-#include <event2/listener.h>
 
 #include "auth/passwd.h"
 #include "daemon/log.h"
+#include "daemon/sock.h"
 #include "daemon/tls.h"
 
-#define AUTH_FILE_MAX	(16 * 1024 * 1024)
-
-void
-listener_format(const struct cfg_addr *a, char *buf, size_t cap)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	switch (a->family) {
-	case AF_INET:
-		inet_ntop(AF_INET, a->ip, host, sizeof(host));
-		snprintf(buf, cap, "%s:%u", host, a->port);
-		break;
-	case AF_INET6:
-		inet_ntop(AF_INET6, a->ip, host, sizeof(host));
-		snprintf(buf, cap, "[%s]:%u", host, a->port);
-		break;
-	case AF_UNIX:
-		snprintf(buf, cap, "unix:%s", a->path);
-		break;
-	default:
-		snprintf(buf, cap, "?");
-		break;
-	}
-}
-
-static bool addr_equal(const struct cfg_addr *, const struct cfg_addr *);
+#define AUTH_FILE_MAX		(16 * 1024 * 1024)
+#define LISTENER_BACKLOG	128
 
 /* Is a running listener the one a config entry asks for? Same address, and
  * TLS on both or on neither (its files may change: they are reloaded). */
 static bool
 listener_matches(const struct listener *l, const struct cfg_listener *conf)
 {
-	return addr_equal(&l->addr, &conf->bind) &&
+	return sock_addr_equal(&l->addr, &conf->bind) &&
 	    (l->tls != NULL) == (conf->tls.cert != NULL);
 }
 
-static bool
-addr_equal(const struct cfg_addr *a, const struct cfg_addr *b)
-{
-	if (a->family != b->family)
-		return false;
-	if (a->family == AF_UNIX)
-		return strcmp(a->path, b->path) == 0;
-	return a->port == b->port && memcmp(a->ip, b->ip,
-	    a->family == AF_INET ? 4 : 16) == 0;
-}
-
 static void
-on_accept(struct evconnlistener *evl, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+on_accept(void *arg, int fd, const struct sockaddr *sa, int salen)
 {
 	client_accept(arg, fd, sa, salen);
-}
-
-static void
-on_resume(evutil_socket_t fd, short ev, void *arg)
-{
-	struct listener *l = arg;
-
-	evconnlistener_enable(l->evl);
-}
-
-/* Out of descriptors: pause accepting for a second instead of spinning on
- * a listening socket that stays readable. */
-static void
-on_accept_error(struct evconnlistener *evl, void *arg)
-{
-	struct listener *l = arg;
-	struct timeval tv = { 1, 0 };
-	int err = EVUTIL_SOCKET_ERROR();
-
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		log_warnx("accept paused for 1s listener=%s: %s", l->name,
-		    strerror(err));
-		evconnlistener_disable(evl);
-		evtimer_add(l->ev_resume, &tv);
-		return;
-	}
-	log_warnx("accept failed listener=%s: %s", l->name, strerror(err));
-}
-
-static int
-listener_socket(const struct cfg_addr *a)
-{
-	struct sockaddr_storage ss = { 0 };
-	socklen_t sslen;
-	int fd, one = 1;
-
-	switch (a->family) {
-	case AF_INET: {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-		in->sin_family = AF_INET;
-		in->sin_port = htons(a->port);
-		memcpy(&in->sin_addr, a->ip, 4);
-		sslen = sizeof(*in);
-		break;
-	}
-	case AF_INET6: {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(a->port);
-		memcpy(&in6->sin6_addr, a->ip, 16);
-		sslen = sizeof(*in6);
-		break;
-	}
-	case AF_UNIX: {
-		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
-		struct stat st;
-
-		un->sun_family = AF_UNIX;
-		memcpy(un->sun_path, a->path, strlen(a->path) + 1);
-		sslen = sizeof(*un);
-		/* a socket left by a previous run is ours to replace; any
-		 * other kind of file is not */
-		if (lstat(a->path, &st) == 0 && S_ISSOCK(st.st_mode))
-			(void)unlink(a->path);
-		break;
-	}
-	default:
-		errno = EAFNOSUPPORT;
-		return -1;
-	}
-	if ((fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1)
-		return -1;
-	if (a->family != AF_UNIX)
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-		    sizeof(one));
-	/* [::]:1883 and 0.0.0.0:1883 are separate listeners */
-	if (a->family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-		    sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sslen) == -1 ||
-	    listen(fd, 128) == -1) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
 }
 
 /*
@@ -256,6 +123,7 @@ static struct listener *
 listener_new(struct broker *b, const struct cfg_listener *conf)
 {
 	struct listener *l;
+	char what[sizeof(l->name) + 16];
 	int fd;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
@@ -263,28 +131,26 @@ listener_new(struct broker *b, const struct cfg_listener *conf)
 	l->b = b;
 	l->addr = conf->bind;
 	l->conf = conf;
-	listener_format(&l->addr, l->name, sizeof(l->name));
+	sock_format(&l->addr, l->name, sizeof(l->name));
 	if (listener_load_tls(l, conf) == -1 ||
 	    listener_load_auth(l, conf) == -1)
 		goto fail;
-	if ((fd = listener_socket(&l->addr)) == -1) {
-		log_warn("cannot listen on %s", l->name);
+	if ((fd = sock_listen(&l->addr, 0, LISTENER_BACKLOG, &l->file)) ==
+	    -1) {
+		log_warnx("cannot listen on %s: %s", l->name,
+		    sock_strerror(&l->addr, errno));
 		goto fail;
 	}
-	if ((l->evl = evconnlistener_new(b->base, on_accept, l,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd)) == NULL) {
-		close(fd);
-		log_warnx("cannot listen on %s", l->name);
+	snprintf(what, sizeof(what), "listener=%s", l->name);
+	if ((l->acc = sock_acceptor_new(b->base, fd, on_accept, l, what)) ==
+	    NULL) {
+		log_warnx("cannot listen on %s: out of memory", l->name);
 		goto fail;
 	}
-	if ((l->ev_resume = evtimer_new(b->base, on_resume, l)) == NULL)
-		goto fail;
-	evconnlistener_set_error_cb(l->evl, on_accept_error);
 	log_info("listening on %s%s", l->name, l->tls != NULL ? " (TLS)" : "");
 	return l;
 fail:
-	if (l->evl != NULL)
-		evconnlistener_free(l->evl);
+	sock_unlink(&l->addr, &l->file);
 	tls_server_ctx_unref(l->tls);
 	passwd_db_free(l->passwd);
 	acl_free(l->acl);
@@ -317,11 +183,8 @@ listener_free(struct broker *b, struct listener *l)
 	tls_server_ctx_unref(l->tls);
 	passwd_db_free(l->passwd);
 	acl_free(l->acl);
-	evconnlistener_free(l->evl);
-	if (l->ev_resume != NULL)
-		event_free(l->ev_resume);
-	if (l->addr.family == AF_UNIX)
-		(void)unlink(l->addr.path);
+	sock_acceptor_free(l->acc);
+	sock_unlink(&l->addr, &l->file);
 	log_info("stopped listening on %s", l->name);
 	free(l);
 }

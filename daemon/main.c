@@ -20,7 +20,7 @@
 
 #include "iotb_build.h"
 #include "config/cfg.h"
-#include "daemon/bridge.h"
+#include "daemon/aws/bridge.h"
 #include "daemon/broker.h"
 #include "daemon/control.h"
 #include "daemon/log.h"

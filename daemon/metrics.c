@@ -1,7 +1,7 @@
 /*
  * The metrics endpoint (see metrics.h): routing one HTTP request and
  * rendering the exposition. Every scrape reads broker_counts() and
- * bridge_stats() afresh; counters are the daemon's own, since its start, so
+ * bridge_stats() afresh (the AWS side's families walk stats_table); counters are the daemon's own, since its start, so
  * Prometheus sees a restart as a counter reset, as it should.
  */
 #include "daemon/metrics.h"
@@ -17,7 +17,8 @@
 
 #include "iotb_build.h"
 #include "config/cfg.h"
-#include "daemon/bridge.h"
+#include "daemon/aws/bridge.h"
+#include "daemon/aws/stats.h"
 #include "daemon/broker.h"
 #include "daemon/log.h"
 #include "daemon/oneshot.h"
@@ -81,70 +82,56 @@ seconds(struct evbuffer *out, const char *name, const char *help,
 	    ms / 1000, (unsigned)(ms % 1000));
 }
 
+/* The AWS side's families, walking stats_table. */
 static void
-render_uplink(struct evbuffer *out, const struct bridge_stats *st)
+render_bridge(struct evbuffer *out, const struct bridge_stats *st)
 {
-	const struct uplink_status *up = &st->up;
-	const struct metric m[] = {
-		COUNTER("uplink_connect_attempts_total",
-		    "Connection attempts to AWS IoT Core", up->attempts),
-		COUNTER("uplink_connects_total", "Connections to AWS IoT Core "
-		    "that were accepted (CONNACK)", up->connects),
-		COUNTER("uplink_connect_failures_total",
-		    "Connection attempts to AWS IoT Core that failed",
-		    up->failures),
-		COUNTER("uplink_disconnects_total", "Established connections "
-		    "to AWS IoT Core that ended", up->disconnects),
-		GAUGE("uplink_inflight_messages", "QoS 1 messages sent to AWS "
-		    "and not acknowledged yet", up->inflight),
-		GAUGE("uplink_clock_offset_seconds", "Correction added to the "
-		    "local clock to sign requests", up->clock_offset_s),
-		COUNTER("uplink_messages_sent_total",
-		    "Messages handed to the connection to AWS", st->sent),
-		COUNTER("uplink_messages_acked_total",
-		    "Messages AWS acknowledged (QoS 0: sent)", st->acked),
-		COUNTER("uplink_messages_received_total", "Messages received "
-		    "from AWS and published locally", st->from_aws),
-		COUNTER("uplink_messages_refused_total", "Messages refused by "
-		    "AWS IoT Core's limits, never sent", st->refused),
-		COUNTER("uplink_bytes_sent_total",
-		    "Bytes written to the connection to AWS", up->bytes_out),
-		COUNTER("uplink_bytes_received_total",
-		    "Bytes read from the connection to AWS", up->bytes_in),
-	};
+	for (size_t i = 0; i < stats_count; i++) {
+		const struct stats_def *d = &stats_table[i];
+		int64_t v;
 
-	family(out, "uplink_state", "gauge",
-	    "State of the connection to AWS IoT Core: 1 for the current one");
-	for (int s = UPLINK_OFF; s <= UPLINK_STOPPED; s++)
-		evbuffer_add_printf(out, "iotbridge_uplink_state{state=\"%s\"} "
-		    "%d\n", uplink_state_name((enum uplink_state)s),
-		    up->state == (enum uplink_state)s);
-	metrics_put(out, m, NELEM(m));
-}
+		if (d->prom == NULL)
+			continue;
+		switch (d->kind) {
+		case STATS_MS:
+			seconds(out, d->prom, d->help, stats_u64(d, st));
+			break;
+		case STATS_STATE:
+			family(out, d->prom, "gauge", d->help);
+			v = stats_i64(d, st);
+			for (int s = 0; s < stats_nstates(); s++)
+				evbuffer_add_printf(out, "iotbridge_%s{state="
+				    "\"%s\"} %d\n", d->prom,
+				    stats_state_name(s), v == s);
+			break;
+		case STATS_DROPS:
+			family(out, d->prom, d->counter ? "counter" : "gauge",
+			    d->help);
+			for (int r = 0; r < stats_ndrops(); r++)
+				evbuffer_add_printf(out, "iotbridge_%s{reason="
+				    "\"%s\"} %" PRIu64 "\n", d->prom,
+				    stats_drop_key(r, false),
+				    stats_drops(st, r));
+			break;
+		case STATS_GAUGE: {
+			const struct metric m = GAUGE(d->prom, d->help,
+			    stats_i64(d, st));
 
-static void
-render_queue(struct evbuffer *out, const struct bridge_stats *st)
-{
-	const struct queue_stats *q = &st->q;
-	const struct metric m[] = {
-		GAUGE("queue_messages", "Messages in the queue for AWS",
-		    q->depth_msgs),
-		GAUGE("queue_bytes", "Bytes of the messages in the queue",
-		    q->depth_bytes),
-		GAUGE("queue_disk_bytes", "Disk space the queue's segments use",
-		    q->disk_bytes),
-	};
+			metrics_put(out, &m, 1);
+			break;
+		}
+		default: {
+			struct metric m = COUNTER(d->prom, d->help,
+			    stats_u64(d, st));
 
-	metrics_put(out, m, NELEM(m));
-	seconds(out, "queue_oldest_age_seconds",
-	    "Age of the oldest message in the queue (0: empty)",
-	    st->oldest_age_ms);
-	family(out, "queue_drops_total", "counter",
-	    "Messages dropped from the queue, by reason");
-	for (int r = 0; r < QUEUE_DROPPED_NREASONS; r++)
-		evbuffer_add_printf(out, "iotbridge_queue_drops_total"
-		    "{reason=\"%s\"} %" PRIu64 "\n",
-		    queue_drop_name((enum queue_drop)r), q->drops[r]);
+			if (!d->counter)
+				m = (struct metric)GAUGE(d->prom, d->help,
+				    stats_u64(d, st));
+			metrics_put(out, &m, 1);
+			break;
+		}
+		}
+	}
 }
 
 static void
@@ -160,8 +147,7 @@ render(struct metrics *me, struct evbuffer *out)
 	    IOTB_VERSION);
 	seconds(out, "uptime_seconds", "Seconds since the daemon started",
 	    bc.uptime_ms);
-	render_uplink(out, &st);
-	render_queue(out, &st);
+	render_bridge(out, &st);
 	{
 		const struct metric m[] = {
 			GAUGE("clients_connected",

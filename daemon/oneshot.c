@@ -20,8 +20,6 @@
 
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <errno.h>
@@ -35,10 +33,10 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "config/cfg.h"
 #include "daemon/log.h"
+#include "daemon/sock.h"
 
 #define ONESHOT_BACKLOG		16
 #define ONESHOT_LINGER_S	2
@@ -71,11 +69,9 @@ TAILQ_HEAD(oneshot_conns, oneshot_conn);
 struct oneshot {
 	struct event_base	*base;
 	struct oneshot_conf	 conf;
-	struct evconnlistener	*evl;		/* NULL: listening nowhere */
-	struct event		*ev_resume;	/* accept paused on EMFILE */
-	struct cfg_addr		 addr;		/* what evl listens on */
-	dev_t			 sock_dev;	/* AF_UNIX: the file we made */
-	ino_t			 sock_ino;
+	struct sock_acceptor	*acc;		/* NULL: listening nowhere */
+	struct cfg_addr		 addr;		/* what acc listens on */
+	struct sock_file	 file;		/* AF_UNIX: the socket we made */
 	char			 where[CFG_UNIX_PATH_MAX + 8];	/* for logs */
 	struct oneshot_conns	 conns;
 	size_t			 nconns;
@@ -323,8 +319,7 @@ oneshot_turn_away(struct oneshot *o, int fd, const char *peer)
 }
 
 static void
-on_accept(struct evconnlistener *evl, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+on_accept(void *arg, int fd, const struct sockaddr *sa, int salen)
 {
 	struct oneshot *o = arg;
 	struct timeval tv = { (time_t)o->conf.timeout_s, 0 };
@@ -368,135 +363,13 @@ fail:
 /* ---- the listening socket ------------------------------------------------ */
 
 static void
-on_resume(evutil_socket_t fd, short ev, void *arg)
-{
-	struct oneshot *o = arg;
-
-	if (o->evl != NULL)
-		evconnlistener_enable(o->evl);
-}
-
-/* Out of descriptors: pause instead of spinning on a readable socket. */
-static void
-on_accept_error(struct evconnlistener *evl, void *arg)
-{
-	struct oneshot *o = arg;
-	struct timeval tv = { 1, 0 };
-	int err = EVUTIL_SOCKET_ERROR();
-
-	log_warnx("%s: accept failed on %s: %s%s", o->conf.name, o->where,
-	    strerror(err), err == EMFILE || err == ENFILE || err == ENOBUFS ||
-	    err == ENOMEM ? " (paused for 1s)" : "");
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		evconnlistener_disable(evl);
-		evtimer_add(o->ev_resume, &tv);
-	}
-}
-
-static socklen_t
-addr_sockaddr(const struct cfg_addr *a, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	ss->ss_family = (sa_family_t)a->family;
-	if (a->family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-		in->sin_port = htons(a->port);
-		memcpy(&in->sin_addr, a->ip, 4);
-		return sizeof(*in);
-	}
-	if (a->family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-		in6->sin6_port = htons(a->port);
-		memcpy(&in6->sin6_addr, a->ip, 16);
-		return sizeof(*in6);
-	}
-	memcpy(((struct sockaddr_un *)ss)->sun_path, a->path,
-	    strlen(a->path) + 1);
-	return sizeof(struct sockaddr_un);
-}
-
-static void
-addr_text(const struct cfg_addr *a, char *buf, size_t cap)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (a->family == AF_UNIX) {
-		snprintf(buf, cap, "%s", a->path);
-		return;
-	}
-	inet_ntop(a->family, a->ip, host, sizeof(host));
-	snprintf(buf, cap, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
-	    a->port);
-}
-
-static bool
-addr_same(const struct cfg_addr *a, const struct cfg_addr *b)
-{
-	if (a->family != b->family)
-		return false;
-	if (a->family == AF_UNIX)
-		return strcmp(a->path, b->path) == 0;
-	return a->family == AF_UNSPEC || (a->port == b->port &&
-	    memcmp(a->ip, b->ip, sizeof(a->ip)) == 0);
-}
-
-/*
- * Make room for a unix socket at path: 0 when nothing is there or a stale
- * socket was removed. -1 with errno: EADDRINUSE when a live server answers
- * there, EEXIST when it is not a socket, else why it could not be checked.
- */
-static int
-unix_clear(const struct sockaddr *sa, socklen_t salen, const char *path)
-{
-	struct stat st;
-	int fd, rc, e;
-
-	if (lstat(path, &st) == -1)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISSOCK(st.st_mode)) {
-		errno = EEXIST;
-		return -1;
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1)
-		return -1;
-	rc = connect(fd, sa, salen);
-	e = errno;
-	close(fd);
-	/* EAGAIN: someone listens there, with a full backlog */
-	if (rc == 0 || e == EAGAIN) {
-		errno = EADDRINUSE;
-		return -1;
-	}
-	if (e != ECONNREFUSED) {
-		errno = e;
-		return -1;
-	}
-	return unlink(path) == -1 && errno != ENOENT ? -1 : 0;
-}
-
-/* Remove our unix socket, unless someone replaced it since. */
-static void
-unix_remove(struct oneshot *o)
-{
-	struct stat st;
-
-	if (o->addr.family == AF_UNIX && lstat(o->addr.path, &st) == 0 &&
-	    st.st_dev == o->sock_dev && st.st_ino == o->sock_ino)
-		(void)unlink(o->addr.path);
-}
-
-static void
 oneshot_unlisten(struct oneshot *o)
 {
-	if (o->evl == NULL)
+	if (o->acc == NULL)
 		return;
-	evconnlistener_free(o->evl);
-	o->evl = NULL;
-	event_del(o->ev_resume);
-	unix_remove(o);
+	sock_acceptor_free(o->acc);
+	o->acc = NULL;
+	sock_unlink(&o->addr, &o->file);
 	log_info("%s: stopped listening on %s", o->conf.name, o->where);
 	memset(&o->addr, 0, sizeof(o->addr));
 	o->addr.family = AF_UNSPEC;
@@ -505,48 +378,37 @@ oneshot_unlisten(struct oneshot *o)
 int
 oneshot_listen(struct oneshot *o, const struct cfg_addr *addr)
 {
-	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	struct stat st;
-	mode_t mask = 0;
+	int fd;
 
-	if (o->evl != NULL && addr_same(&o->addr, addr))
+	if (o->acc != NULL && sock_addr_equal(&o->addr, addr))
 		return 0;
 	oneshot_unlisten(o);
 	if (addr->family == AF_UNSPEC)
 		return 0;
-	addr_text(addr, o->where, sizeof(o->where));
-	sslen = addr_sockaddr(addr, &ss);
-	if (addr->family == AF_UNIX) {
-		if (unix_clear((struct sockaddr *)&ss, sslen, addr->path) == -1) {
-			log_warnx("%s: cannot create %s: %s; running without it",
-			    o->conf.name, o->where, errno == EADDRINUSE ?
-			    "another process is listening there (is another "
-			    "iotbridged running?)" : errno == EEXIST ?
-			    "a file that is not a socket is in the way" :
-			    strerror(errno));
-			return -1;
-		}
-		/* born with its mode: no window with a looser one */
-		mask = umask((mode_t)~o->conf.unix_mode & 0777);
-	} else
-		flags |= LEV_OPT_REUSEABLE;
-	o->evl = evconnlistener_new_bind(o->base, on_accept, o, flags,
-	    ONESHOT_BACKLOG, (struct sockaddr *)&ss, (int)sslen);
 	if (addr->family == AF_UNIX)
-		(void)umask(mask);
-	if (o->evl == NULL) {
-		log_warn("%s: cannot listen on %s; running without it",
+		snprintf(o->where, sizeof(o->where), "%s", addr->path);
+	else
+		sock_format(addr, o->where, sizeof(o->where));
+	if ((fd = sock_listen(addr, addr->family == AF_UNIX ?
+	    o->conf.unix_mode : 0, ONESHOT_BACKLOG, &o->file)) == -1) {
+		if (addr->family == AF_UNIX &&
+		    (errno == EADDRINUSE || errno == EEXIST))
+			log_warnx("%s: cannot create %s: %s; running without "
+			    "it", o->conf.name, o->where,
+			    sock_strerror(addr, errno));
+		else
+			log_warn("%s: cannot listen on %s; running without it",
+			    o->conf.name, o->where);
+		return -1;
+	}
+	if ((o->acc = sock_acceptor_new(o->base, fd, on_accept, o,
+	    o->conf.name)) == NULL) {
+		sock_unlink(addr, &o->file);
+		log_warnx("%s: cannot listen on %s: out of memory",
 		    o->conf.name, o->where);
 		return -1;
 	}
-	evconnlistener_set_error_cb(o->evl, on_accept_error);
 	o->addr = *addr;
-	if (addr->family == AF_UNIX && lstat(addr->path, &st) == 0) {
-		o->sock_dev = st.st_dev;
-		o->sock_ino = st.st_ino;
-	}
 	log_info("%s: listening on %s", o->conf.name, o->where);
 	return 0;
 }
@@ -554,7 +416,7 @@ oneshot_listen(struct oneshot *o, const struct cfg_addr *addr)
 bool
 oneshot_listening(const struct oneshot *o)
 {
-	return o->evl != NULL;
+	return o->acc != NULL;
 }
 
 struct oneshot *
@@ -568,10 +430,6 @@ oneshot_new(struct event_base *base, const struct oneshot_conf *conf)
 	o->conf = *conf;
 	o->addr.family = AF_UNSPEC;
 	TAILQ_INIT(&o->conns);
-	if ((o->ev_resume = evtimer_new(base, on_resume, o)) == NULL) {
-		free(o);
-		return NULL;
-	}
 	return o;
 }
 
@@ -585,6 +443,5 @@ oneshot_free(struct oneshot *o)
 	oneshot_unlisten(o);
 	while ((c = TAILQ_FIRST(&o->conns)) != NULL)
 		conn_close(c, "shutdown", NULL);
-	event_free(o->ev_resume);
 	free(o);
 }

@@ -32,6 +32,7 @@ session_new(struct broker *b, const char *id, size_t len)
 	s->id_len = len;
 	TAILQ_INIT(&s->subs);
 	TAILQ_INIT(&s->out);
+	TAILQ_INIT(&s->owed);
 	if (!hmap_put(&b->sessions, s->id, s->id_len, s, NULL))
 		goto fail;
 	return s;
@@ -47,8 +48,7 @@ session_free(struct broker *b, struct session *s)
 	struct outmsg *o;
 	struct sub *sub;
 
-	bridge_session_gone(b->bridge, s);
-
+	acks_session_free(b, s);
 	if (s->persistent)
 		persist_touch(b);
 	if (s->offline) {

@@ -90,6 +90,48 @@ def test_stale_unix_socket_is_replaced(daemon_factory, tmp_path):
     assert d.stop() == 0
 
 
+def test_live_unix_socket_is_never_taken(daemon_factory, tmp_path):
+    """Another server listens on the path: the daemon refuses to start
+    rather than unlink it, and that server keeps its socket and clients."""
+    path = tmp_path / "mqtt.sock"
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(str(path))
+    other.listen(4)
+    try:
+        ino = path.lstat().st_ino
+        d = daemon_factory(config(tmp_path, [f"unix:{path}"]))
+        assert d.proc.wait(timeout=TIMEOUT) == 1
+        d.reader.join(timeout=TIMEOUT)
+        assert (f"cannot listen on unix:{path}: another process is "
+                "listening there") in d.log()
+        assert path.lstat().st_ino == ino
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(TIMEOUT)
+            c.connect(str(path))
+            peer, _ = other.accept()    # still the other server's
+            peer.close()
+    finally:
+        other.close()
+
+
+def test_unix_socket_removed_at_exit_only_if_still_ours(daemon_factory,
+                                                        tmp_path):
+    """A path that another process took over while the daemon ran is not
+    the daemon's to remove when it stops."""
+    path = tmp_path / "mqtt.sock"
+    d = daemon_factory(config(tmp_path, [f"unix:{path}"]))
+    d.notify.wait_for("READY=1")
+    path.unlink()
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(str(path))
+    other.listen(1)
+    try:
+        assert d.stop() == 0
+        assert path.exists()
+    finally:
+        other.close()
+
+
 def test_unix_path_that_is_not_a_socket_is_left_alone(daemon_factory,
                                                       tmp_path):
     path = tmp_path / "important.txt"

@@ -159,6 +159,48 @@ def test_ack_delivered_waits_for_aws(aws, tmp_path, daemon_factory):
     p.close()
 
 
+def test_acks_to_one_device_keep_packet_order(aws, tmp_path, daemon_factory):
+    """A device's PUBACKs come in the order it published, even when the
+    first waits for AWS (ack: delivered) and the second for nothing."""
+    aws.control("refuse", seconds=600)
+    cfg, port = write_config(tmp_path, aws, rules=[
+        '{topic: "sensors/#", direction: out, ack: delivered}'],
+        reconnect="{base: 1s, max: 1s}")
+    d = daemon_factory(cfg)
+    d.wait_log(r"connection-failure")
+    c = m.RawClient(port)
+    try:
+        c.connect("in-order")
+        c.publish("sensors/a", b"up", qos=1, pid=1)
+        c.publish("local/b", b"here", qos=1, pid=2)
+        c.expect_nothing(within=1.5)	# the second waits behind the first
+        aws.control("refuse", seconds=0)
+        first = c.expect(m.PUBACK)
+        second = c.expect(m.PUBACK)
+        assert (first.pid, second.pid) == (1, 2)
+    finally:
+        c.close()
+
+
+def test_topic_that_is_a_rules_prefix_parent(tmp_path, daemon_factory):
+    """'dev' matches a rule's 'dev/#' but has nothing after the prefix to
+    rename: it is not bridged, and the daemon carries on."""
+    cfg, port = write_config(tmp_path, None, rules=[
+        '{topic: "#", direction: out, local_prefix: "dev/", '
+        'remote_prefix: "gw/"}'])
+    d = daemon_factory(cfg)
+    d.wait_log(r"ready")
+    p = Publisher(port)
+    for info in (p.publish(1, topic="dev"), p.publish(2, topic="dev/x")):
+        info.wait_for_publish(TIMEOUT)
+    p.close()
+    assert d.proc.poll() is None, d.log()
+    assert d.stop() == 0
+    # only dev/x was queued: it is there at the next start
+    d = daemon_factory(cfg)
+    d.wait_log(r"queue .*: 1 message to send")
+
+
 def test_sigterm_keeps_the_queue(aws, tmp_path, daemon_factory):
     cfg, port = write_config(tmp_path, None)
     d = daemon_factory(cfg)
