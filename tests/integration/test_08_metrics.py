@@ -175,14 +175,30 @@ def test_not_found_and_method(setup):
         assert e.value.code == 404, path
     # a query string is not part of the path
     assert parse(scrape(setup.url + "?x=1")[1])
-    for method in ("POST", "PUT", "DELETE", "HEAD"):
+    for method in ("POST", "PUT", "DELETE", "OPTIONS"):
         req = urllib.request.Request(setup.url, method=method,
                                      data=b"x" if method in ("POST", "PUT")
                                      else None)
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=TIMEOUT)
         assert e.value.code == 405, method
-        assert e.value.headers["Allow"] == "GET"
+        assert e.value.headers["Allow"] == "GET, HEAD"
+
+
+def test_head_is_get_without_the_body(setup):
+    """Monitoring probes (curl -I, load balancers) ask with HEAD."""
+    got = http(setup.mport, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, sep, body = got.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert sep and lines[0] == "HTTP/1.1 200 OK", got[:200]
+    assert body == b""
+    length = int(next(l.split(":", 1)[1] for l in lines
+                      if l.lower().startswith("content-length:")))
+    # the length GET's body has (the uptime may tick between the two)
+    assert abs(length - len(scrape(setup.url)[1].encode())) <= 4
+    got = http(setup.mport, b"HEAD /other HTTP/1.1\r\n\r\n")
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 ") and body == b""
 
 
 def test_http10_and_connection_close(setup):
