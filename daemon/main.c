@@ -47,6 +47,7 @@ struct daemon {
 	int			 verbose;	/* number of -v given */
 	time_t			 started;
 	unsigned		 reloads;
+	bool			 reload_failed;	/* until a reload succeeds */
 };
 
 static void
@@ -103,7 +104,12 @@ effective_level(const struct daemon *d)
 	return level > LOG_L_DEBUG ? LOG_L_DEBUG : (enum log_level)level;
 }
 
-/* One line for STATUS= and the log: what the daemon is doing right now. */
+/*
+ * One line for STATUS= and the log: what the daemon is doing right now. A
+ * refused reload stays in it until a reload succeeds: the operator who runs
+ * systemctl status a minute later must still see that the file on disk is
+ * not what runs.
+ */
 static void
 daemon_status(const struct daemon *d, char *buf, size_t cap)
 {
@@ -111,7 +117,9 @@ daemon_status(const struct daemon *d, char *buf, size_t cap)
 
 	broker_summary(d->broker, broker, sizeof(broker));
 	bridge_summary(d->bridge, bridge, sizeof(bridge));
-	snprintf(buf, cap, "running: %s; %s", broker, bridge);
+	snprintf(buf, cap, "running: %s; %s%s", broker, bridge,
+	    d->reload_failed ? " (last reload failed: invalid configuration)" :
+	    "");
 }
 
 /* Keys in a file others can read are no secret: say so, every start. */
@@ -165,18 +173,18 @@ static int
 daemon_reload(struct daemon *d, struct cfg_diag *errors)
 {
 	struct cfg *next;
-	char status[320];
+	char status[sizeof(d->last_status)];
 	int rc = 0;
 
 	notify_reloading();
 	log_info("reloading config file=%s", d->cfg_path);
 	if ((next = config_load(d->cfg_path, false, errors)) == NULL) {
 		log_warnx("reload failed, keeping the running configuration");
+		d->reload_failed = true;
 		daemon_status(d, status, sizeof(status));
 		/* one datagram, so READY=1 never arrives without the warning */
-		strncat(status, " (last reload failed: invalid configuration)",
-		    sizeof(status) - strlen(status) - 1);
 		notify_ready(status);
+		memcpy(d->last_status, status, sizeof(d->last_status));
 		return -1;
 	}
 	if (broker_reload(d->broker, next) == -1) {
@@ -189,6 +197,7 @@ daemon_reload(struct daemon *d, struct cfg_diag *errors)
 	cfg_free(d->cfg);
 	d->cfg = next;
 	d->reloads++;
+	d->reload_failed = false;
 	log_setlevel(effective_level(d));
 	if (d->control != NULL)
 		control_reload(d->control, d->cfg->control.socket);
@@ -198,6 +207,7 @@ daemon_reload(struct daemon *d, struct cfg_diag *errors)
 	daemon_log_config(d);
 	daemon_status(d, status, sizeof(status));
 	notify_ready(status);
+	memcpy(d->last_status, status, sizeof(d->last_status));
 	return rc;
 }
 

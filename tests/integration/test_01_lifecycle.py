@@ -3,9 +3,10 @@ notify protocol, as an operator and systemd observe them."""
 import os
 import re
 import signal
+import socket
 import time
 
-from conftest import IOTBRIDGED, SRC, run
+from conftest import IOTBRIDGED, SRC, TIMEOUT, run
 
 TS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z iotbridged\[\d+\]: "
 
@@ -177,11 +178,20 @@ def test_sighup_keeps_running_config_when_new_one_is_invalid(
     d.wait_log(r"reload failed, keeping the running configuration", start=i)
     assert any("last reload failed" in m for m in msgs)
     assert d.proc.poll() is None
+    # the periodic STATUS= update (a client came) keeps saying so: systemctl
+    # status must not forget the refused file after 5 s
+    port = int(re.search(r"bind: \"?127\.0\.0\.1:(\d+)", good).group(1))
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
+        d.notify.wait_for("STATUS=running: 1 listener(s), 1 client(s), "
+                          "0 session(s), 0 retained; uplink off, queue 0 "
+                          "messages (last reload failed: invalid "
+                          "configuration)", timeout=8)
     # and the old config really is still in force: a later good reload works
     minimal_config.write_text(good)
     d.send_signal(signal.SIGHUP)
-    d.notify.wait_for("READY=1", count=3)
+    msgs = d.notify.wait_for("READY=1", count=3)
     d.wait_log(r"configuration reloaded")
+    assert "last reload failed" not in msgs[-1]
     assert d.stop() == 0
 
 
