@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +63,9 @@ usage(FILE *f)
 	    "  -t, --check-config  check the configuration, print every error, exit\n"
 	    "                      (0: valid, 1: invalid; with -v print the effective\n"
 	    "                      configuration)\n"
+	    "\n"
+	    "Exit status: 0 stopped; 78 invalid configuration at start; 1 other\n"
+	    "start-up failures; 2 bad command line.\n"
 	    "  -v, --verbose       one more level of logging than log.level (repeatable)\n"
 	    "  -V, --version       print the version and exit\n"
 	    "  -h, --help          print this help and exit\n"
@@ -409,9 +413,16 @@ main(int argc, char *argv[])
 	/* Signals first: a SIGHUP or SIGTERM sent while we start up is queued
 	 * for the loop instead of killing the process with the default action. */
 	daemon_setup(&d);
-	if ((d.cfg = config_load(d.cfg_path, false, NULL)) == NULL)
-		fatalx("invalid configuration file=%s, not starting",
+	if ((d.cfg = config_load(d.cfg_path, false, NULL)) == NULL) {
+		/* EX_CONFIG: the unit's RestartPreventExitStatus= stops here,
+		 * since restarting cannot fix the file; other start-up failures
+		 * (exit 1) are retried */
+		log_msg(LOG_L_ERR, "invalid configuration file=%s, not starting",
 		    d.cfg_path);
+		notify_status("invalid configuration file=%s, not starting (see "
+		    "the log)", d.cfg_path);
+		exit(EX_CONFIG);
+	}
 	log_setlevel(effective_level(&d));
 	log_info("iotbridged %s starting", IOTB_VERSION);
 	d.started = time(NULL);

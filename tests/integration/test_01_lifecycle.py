@@ -140,16 +140,20 @@ def test_log_level_from_config(daemon_factory, minimal_config):
     assert " info: " not in d.log()
 
 
-def test_invalid_config_at_start_exits_1(daemon_factory, tmp_path):
+def test_invalid_config_at_start_exits_78(daemon_factory, tmp_path):
+    """EX_CONFIG: the unit's RestartPreventExitStatus=78 does not restart a
+    daemon whose file is wrong (tests/package checks that under systemd)."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("log:\n  level: loud\n")
     d = daemon_factory(bad)
-    assert d.proc.wait(timeout=10) == 1
+    assert d.proc.wait(timeout=10) == 78
     d.reader.join(timeout=10)
     log = d.log()
     assert re.search(rf"{re.escape(str(bad))}:2:10: log\.level: ", log), log
     assert "invalid configuration" in log
-    assert d.notify.messages == []
+    # never ready; systemctl status says why
+    assert d.notify.drain() == [f"STATUS=invalid configuration file={bad}, "
+                                "not starting (see the log)"]
 
 
 def test_sighup_reloads_valid_config(daemon_factory, minimal_config):

@@ -33,6 +33,18 @@ def test_lifecycle_contract():
     assert re.search(r"^u iotbridge ", sysusers, re.M)
 
 
+def test_invalid_config_is_not_restarted_and_failures_stop():
+    """The daemon exits 78 (EX_CONFIG) on an invalid file: no restart. Other
+    start-up failures, every 2.2 s, must trip the start limit: more than
+    StartLimitBurst starts within StartLimitIntervalSec."""
+    s = unit_settings()
+    assert s["RestartPreventExitStatus"] == ["78"]
+    burst = int(s["StartLimitBurst"][0])
+    interval = int(s["StartLimitIntervalSec"][0].rstrip("s"))
+    restart = int(s["RestartSec"][0].rstrip("s"))
+    assert (burst + 1) * (restart + 0.5) < interval
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                     reason="systemd-analyze is not installed")
 def test_security_exposure_at_most_2():
