@@ -22,11 +22,10 @@ def unit_settings():
 def test_lifecycle_contract():
     s = unit_settings()
     assert s["Type"] == ["notify"]
-    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert s["ExecReload"] == ["/usr/bin/iotbridgectl reload"]
     assert s["Restart"] == ["on-failure"]
     assert "WatchdogSec" in s
     assert s["StateDirectory"] == ["iotbridge"]
-    assert s["ConfigurationDirectory"] == ["iotbridge"]
     assert s["User"] == ["iotbridge"]
     # the user exists through sysusers.d
     sysusers = (SRC / "systemd" / "iotbridge.sysusers").read_text()
@@ -43,6 +42,14 @@ def test_invalid_config_is_not_restarted_and_failures_stop():
     interval = int(s["StartLimitIntervalSec"][0].rstrip("s"))
     restart = int(s["RestartSec"][0].rstrip("s"))
     assert (burst + 1) * (restart + 0.5) < interval
+
+
+def test_sandbox_leaves_etc_read_only_and_allows_netlink():
+    s = unit_settings()
+    # ConfigurationDirectory= makes /etc/iotbridge writable and the daemon's
+    assert "ConfigurationDirectory" not in s
+    families = s["RestrictAddressFamilies"][0].split()
+    assert set(families) == {"AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"}
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
