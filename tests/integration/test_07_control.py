@@ -281,7 +281,7 @@ def test_permission_denied(setup):
     assert r.returncode == 1
     assert r.stderr == (f"iotbridgectl: cannot reach iotbridged at "
                         f"{setup.sock}: permission denied — run as root or "
-                        "as a member of group iotbridge\n")
+                        "as a member of group iotbridgectl\n")
 
 
 def test_usage_errors(setup):
