@@ -5,6 +5,8 @@ Sources, all under the results directory given as the only argument:
   unit-*.json         meson test logs; each cmocka binary's stdout lists its cases
   integration-*.xml   pytest JUnit XML
   fuzz-passed/failed  one fuzz target per line
+  package-*.json      tests/package's reports: every check of the packages
+                      (tests/package/check-packages), one test each
   failed-steps        builds that failed (each counts as one failed test)
 A cmocka binary that fails after its cases passed (a leak found at exit, a
 crash in teardown) counts one more failure, so nothing fails silently.
@@ -50,6 +52,15 @@ def lines(path):
         return []
 
 
+def package_counts(path):
+    try:
+        results = json.loads(path.read_text()).get("results", [])
+    except (ValueError, OSError):
+        return 0, 1
+    failed = sum(not r.get("ok") for r in results)
+    return len(results) - failed, failed
+
+
 def main():
     res = pathlib.Path(sys.argv[1])
     passed = failed = 0
@@ -59,6 +70,9 @@ def main():
             passed, failed = passed + p, failed + f
     for xml in sorted(res.glob("integration-*.xml")):
         p, f = junit_counts(xml)
+        passed, failed = passed + p, failed + f
+    for report in sorted(res.glob("package-*.json")):
+        p, f = package_counts(report)
         passed, failed = passed + p, failed + f
     passed += len(lines(res / "fuzz-passed"))
     failed += len(lines(res / "fuzz-failed"))
