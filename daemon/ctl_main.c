@@ -27,8 +27,9 @@ usage(FILE *f)
 	    "  reload              make the running iotbridged reload its\n"
 	    "                      configuration, as SIGHUP does; an invalid one\n"
 	    "                      is refused with its errors (exit 1)\n"
-	    "  check-config FILE   check a configuration file, print every error\n"
-	    "                      (exit 0: valid, 1: invalid)\n"
+	    "  check-config FILE   check a configuration file and the conf.d drop-ins\n"
+	    "                      next to it, print every error (exit 0: valid,\n"
+	    "                      1: invalid)\n"
 	    "  passwd FILE USER    add or change USER in a password file (created\n"
 	    "                      0640 if absent); the password is asked twice,\n"
 	    "                      or read as one line from stdin if not a tty\n"
@@ -56,7 +57,7 @@ cmd_check_config(int argc, char *argv[])
 		fprintf(stderr, "usage: iotbridgectl check-config FILE\n");
 		return 2;
 	}
-	(void)cfg_load_file(argv[1], &cfg, &diag);
+	(void)cfg_load(argv[1], CFG_LOAD_DROPINS, &cfg, &diag);
 	for (size_t i = 0; i < diag.count; i++)
 		fprintf(stderr, "%s\n", diag.msgs[i]);
 	cfg_diag_clear(&diag);

@@ -48,7 +48,8 @@ ctl_socket_path(const char *opt_socket, const char *opt_config, char *buf,
 	}
 	if (config == NULL && access(CTL_DEFAULT_CONFIG, R_OK) == 0)
 		config = CTL_DEFAULT_CONFIG;
-	if (config != NULL && cfg_load_file(config, &cfg, &diag) != CFG_OK) {
+	if (config != NULL && cfg_load(config, CFG_LOAD_DROPINS, &cfg, &diag) !=
+	    CFG_OK) {
 		/* the daemon will say what is wrong with it, if asked */
 		fprintf(stderr, "iotbridgectl: %s is not a valid configuration "
 		    "(see iotbridgectl check-config %s); using the default "

@@ -59,16 +59,17 @@ usage(FILE *f)
 	    "\n"
 	    "MQTT broker for LAN devices, bridged to AWS IoT Core.\n"
 	    "\n"
-	    "  -c, --config FILE   configuration file (default %s)\n"
+	    "  -c, --config FILE   configuration file (default %s), merged with\n"
+	    "                      the *.yaml files of the conf.d directory next to it\n"
 	    "  -t, --check-config  check the configuration, print every error, exit\n"
 	    "                      (0: valid, 1: invalid; with -v print the effective\n"
-	    "                      configuration)\n"
-	    "\n"
-	    "Exit status: 0 stopped; 78 invalid configuration at start; 1 other\n"
-	    "start-up failures; 2 bad command line.\n"
+	    "                      configuration and the file and line of each value)\n"
 	    "  -v, --verbose       one more level of logging than log.level (repeatable)\n"
 	    "  -V, --version       print the version and exit\n"
 	    "  -h, --help          print this help and exit\n"
+	    "\n"
+	    "Exit status: 0 stopped; 78 invalid configuration at start; 1 other\n"
+	    "start-up failures; 2 bad command line.\n"
 	    "\n"
 	    "Signals: SIGHUP reloads the configuration (an invalid one is refused and\n"
 	    "the running one kept), SIGTERM and SIGINT stop.\n",
@@ -76,19 +77,21 @@ usage(FILE *f)
 }
 
 /*
- * Load and validate a configuration file. On failure every error goes to the log
- * (or to stderr for --check-config) and NULL is returned; the caller keeps
- * whatever it was running with. keep (may be NULL) also receives the errors,
- * for the control socket to answer with.
+ * Load and validate a configuration file and the drop-ins of conf.d/ next to
+ * it. On failure every error goes to the log (or to stderr for
+ * --check-config) and NULL is returned; the caller keeps whatever it was
+ * running with. keep (may be NULL) also receives the errors, for the control
+ * socket to answer with.
  */
 static struct cfg *
-config_load(const char *path, bool to_stderr, struct cfg_diag *keep)
+config_load(const char *path, unsigned flags, bool to_stderr,
+    struct cfg_diag *keep)
 {
 	struct cfg_diag own = { 0 }, *diag = keep != NULL ? keep : &own;
 	size_t first = diag->count;
 	struct cfg *cfg = NULL;
 
-	(void)cfg_load_file(path, &cfg, diag);
+	(void)cfg_load(path, CFG_LOAD_DROPINS | flags, &cfg, diag);
 	for (size_t i = first; i < diag->count; i++) {
 		if (to_stderr)
 			fprintf(stderr, "%s\n", diag->msgs[i]);
@@ -157,6 +160,8 @@ daemon_log_config(const struct daemon *d)
 	    d->cfg->nlisteners,
 	    d->cfg->aws.present ? d->cfg->aws.endpoint.host : "off",
 	    d->cfg->queue.dir, d->cfg->nbridge);
+	for (size_t i = 1; i < d->cfg->nfiles; i++)
+		log_info("config drop-in file=%s", d->cfg->files[i]);
 	if (log_getlevel() < LOG_L_DEBUG)
 		return;
 	/* The rendering hides secrets; log it line by line for the journal. */
@@ -182,7 +187,7 @@ daemon_reload(struct daemon *d, struct cfg_diag *errors)
 
 	notify_reloading();
 	log_info("reloading config file=%s", d->cfg_path);
-	if ((next = config_load(d->cfg_path, false, errors)) == NULL) {
+	if ((next = config_load(d->cfg_path, 0, false, errors)) == NULL) {
 		log_warnx("reload failed, keeping the running configuration");
 		d->reload_failed = true;
 		daemon_status(d, status, sizeof(status));
@@ -391,11 +396,12 @@ main(int argc, char *argv[])
 	}
 
 	if (check_only) {
-		if ((d.cfg = config_load(d.cfg_path, true, NULL)) == NULL)
+		if ((d.cfg = config_load(d.cfg_path, d.verbose > 0 ?
+		    CFG_LOAD_ORIGINS : 0, true, NULL)) == NULL)
 			return 1;
 		printf("%s: configuration OK\n", d.cfg_path);
 		if (d.verbose > 0) {
-			char *text = cfg_describe(d.cfg);
+			char *text = cfg_describe_origins(d.cfg);
 
 			if (text != NULL)
 				fputs(text, stdout);
@@ -413,7 +419,7 @@ main(int argc, char *argv[])
 	/* Signals first: a SIGHUP or SIGTERM sent while we start up is queued
 	 * for the loop instead of killing the process with the default action. */
 	daemon_setup(&d);
-	if ((d.cfg = config_load(d.cfg_path, false, NULL)) == NULL) {
+	if ((d.cfg = config_load(d.cfg_path, 0, false, NULL)) == NULL) {
 		/* EX_CONFIG: the unit's RestartPreventExitStatus= stops here,
 		 * since restarting cannot fix the file; other start-up failures
 		 * (exit 1) are retried */

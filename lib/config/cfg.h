@@ -1,8 +1,16 @@
 /*
- * The configuration: iotbridge.yaml parsed (libyaml) into one typed, public
+ * The configuration: iotbridge.yaml and the drop-in files of conf.d/ next to
+ * it, parsed (libyaml), merged in order and turned into one typed, public
  * struct cfg, or into a list of error messages that all read
  *
  *	FILE:LINE:COLUMN: key.path: what is wrong (what was expected)
+ *
+ * where FILE is whichever file holds the node that is wrong. Merging: the
+ * main file first, then each drop-in in byte order of its name; mappings
+ * merge key by key, anything else (a value, a list such as listeners or
+ * bridge) is replaced by the later file's. Each file is first checked on its
+ * own (types, ranges, unknown keys); once every file passes, the merged
+ * configuration is checked as a whole (required keys, keys that must agree).
  *
  * The schema is a set of tables, one per section (cfg_schema.c): every key's
  * type, field, range, default and one-line doc live there and nowhere else.
@@ -10,7 +18,7 @@
  * documentation test all read those tables. docs/configuration.md is the
  * reference for users; the comments below say what the fields hold.
  *
- * Reading the file is the only I/O of this module. Durations are stored in
+ * Reading the files is the only I/O of this module. Durations are stored in
  * milliseconds (fields named *_ms), sizes in bytes.
  */
 #ifndef IOTB_CFG_H
@@ -21,14 +29,17 @@
 #include <stdint.h>
 
 #define CFG_MAX_FILE	(1024 * 1024)	/* larger files are refused */
+#define CFG_MAX_DROPINS	64		/* *.yaml files in conf.d */
+#define CFG_MAX_TOTAL	(4 * 1024 * 1024) /* all files of one load */
+#define CFG_DROPIN_DIR	"conf.d"	/* next to the main file */
 #define CFG_MAX_DEPTH	32		/* deepest nesting of lists and mappings */
 #define CFG_MAX_ERRORS	100		/* more are summed up in one last line */
 #define CFG_UNIX_PATH_MAX 107		/* sizeof(sun_path) - 1 on Linux */
 
 enum cfg_status {
 	CFG_OK = 0,
-	CFG_INVALID,		/* the file has errors; the diag lists them */
-	CFG_IO,			/* the file could not be read; the diag says why */
+	CFG_INVALID,		/* a file has errors; the diag lists them */
+	CFG_IO,			/* a file was unreadable: diag says why */
 	CFG_NOMEM,		/* out of memory; the diag may be incomplete */
 };
 
@@ -224,6 +235,10 @@ struct cfg_metrics {
 	struct cfg_addr listen;		/* AF_UNSPEC: no metrics endpoint */
 };
 
+/* Where each key of a loaded config was set (CFG_LOAD_ORIGINS): opaque,
+ * read through cfg_walk() and cfg_describe_origins(). */
+struct cfg_origins;
+
 struct cfg {
 	struct cfg_listener	*listeners;	/* at least one */
 	size_t			 nlisteners;
@@ -237,30 +252,76 @@ struct cfg {
 	struct cfg_log		 log;
 	struct cfg_control	 control;
 	struct cfg_metrics	 metrics;
+
+	/* What was read, in merge order: the main file, then the drop-ins. The
+	 * names as in messages; nfiles 0 for cfg_defaults(). */
+	char			**files;
+	size_t			 nfiles;
+	struct cfg_origins	*origins;	/* NULL: not recorded */
 };
 
+/* Also the drop-ins of the directory cfg_dropin_dir() names for path. */
+#define CFG_LOAD_DROPINS	0x01
+/* Record where each key was set, for cfg_walk() and cfg_describe_origins(). */
+#define CFG_LOAD_ORIGINS	0x02
+
 /*
- * Read and parse the file at path. The path is also the FILE part of every
- * message. On CFG_OK, *out is a new config owned by the caller (cfg_free) and
- * diag is untouched. Otherwise *out is NULL and diag holds the messages
- * (appended to whatever it held):
- *   CFG_INVALID  the file was read and has errors, all listed (but for a
- *                YAML syntax error, which stops the load and is the one
- *                message; past CFG_MAX_ERRORS a last line counts the rest)
- *   CFG_IO       open or read failed, or the file is larger than
- *                CFG_MAX_FILE: one message "FILE: what is wrong" without
- *                position
+ * Read the main file at path, then (CFG_LOAD_DROPINS) every drop-in of the
+ * directory cfg_dropin_dir() names, and merge them. The drop-ins are the
+ * files whose name ends in ".yaml" and does not start with "." (so editor
+ * and package backups such as x.yaml~, x.yaml.dpkg-old or .#x.yaml are
+ * ignored), in byte order of their names, named "DIR/NAME" in messages; the
+ * directory missing or empty is no error. Each is stat(2)ed before any is
+ * read: more than CFG_MAX_DROPINS of them, one that
+ * is not a regular file, a name with a control character or, with the main
+ * file, more than CFG_MAX_TOTAL bytes together are refused. The path is the
+ * FILE part of the main file's messages. On CFG_OK, *out is a new config
+ * owned by the caller (cfg_free) and diag is untouched. Otherwise *out is
+ * NULL and diag holds the messages (appended to whatever it held), by file
+ * in merge order, then by position:
+ *   CFG_INVALID  the files were read and have errors, all listed (but a
+ *                YAML syntax error is the one message of its file; past
+ *                CFG_MAX_ERRORS a last line counts the rest). The merged
+ *                configuration is checked only once every file passes on
+ *                its own.
+ *   CFG_IO       a file or the directory could not be read, or a limit
+ *                above was passed: one message per problem, "FILE: what is
+ *                wrong" without position
  *   CFG_NOMEM    out of memory
  */
+enum cfg_status cfg_load(const char *path, unsigned flags, struct cfg **out,
+    struct cfg_diag *diag);
+
+/* cfg_load(path, 0, out, diag): the file alone. */
 enum cfg_status cfg_load_file(const char *path, struct cfg **out,
     struct cfg_diag *diag);
 
 /*
- * Parse len bytes at buf (not NUL-terminated, need not be text) as a config
- * file called name in messages. Nothing is kept of buf or name. Returns as
- * cfg_load_file(); CFG_IO only for len > CFG_MAX_FILE. An empty buffer (or
- * one holding only comments) gives the defaults.
+ * The drop-in directory of the main file path: CFG_DROPIN_DIR in the
+ * directory of path ("conf.d" for "iotbridge.yaml", "/etc/iotbridge/conf.d"
+ * for "/etc/iotbridge/iotbridge.yaml"), in buf. False when it does not fit.
  */
+bool cfg_dropin_dir(const char *path, char *buf, size_t cap);
+
+/* One file's contents, for cfg_load_sources(). */
+struct cfg_source {
+	const char	*name;		/* FILE in messages */
+	const void	*buf;		/* len bytes, no NUL needed */
+	size_t		 len;
+};
+
+/*
+ * Parse and merge n sources (1..CFG_MAX_DROPINS + 1) in order, as cfg_load()
+ * does with files; flags: CFG_LOAD_ORIGINS. Nothing is kept of the sources.
+ * Returns as cfg_load();
+ * CFG_IO only when a source is larger than CFG_MAX_FILE, all of them larger
+ * than CFG_MAX_TOTAL, or n is out of range. An empty buffer (or one holding
+ * only comments) adds nothing.
+ */
+enum cfg_status cfg_load_sources(const struct cfg_source *src, size_t n,
+    unsigned flags, struct cfg **out, struct cfg_diag *diag);
+
+/* One source called name in messages: cfg_load_sources() with n = 1. */
 enum cfg_status cfg_load_mem(const char *name, const void *buf, size_t len,
     struct cfg **out, struct cfg_diag *diag);
 
@@ -281,6 +342,16 @@ void cfg_diag_clear(struct cfg_diag *diag);
  */
 char *cfg_describe(const struct cfg *cfg);
 
+/*
+ * cfg_describe() with where each value came from: a header comment listing
+ * cfg->files in merge order, and after each value and list a comment
+ * "# FILE:LINE" (the line of its key), "# default" or "# derived" (computed
+ * from other keys, as aws.region from aws.endpoint). Needs a config loaded
+ * with CFG_LOAD_ORIGINS (or cfg_defaults()); for another, the same text as
+ * cfg_describe(). Loads back as cfg_describe()'s text does.
+ */
+char *cfg_describe_origins(const struct cfg *cfg);
+
 /* What the schema says of one key, for documentation and tooling. */
 struct cfg_key {
 	const char	*path;		/* "queue.max_bytes", "listeners[].bind" */
@@ -290,6 +361,10 @@ struct cfg_key {
 	const char	*doc;		/* one line */
 	bool		 required;	/* must be given when its section is */
 	bool		 secret;
+	/* cfg_walk() with origins: the file (as in cfg->files) and line that
+	 * set the key; NULL and 0 when none did (a default, or derived). */
+	const char	*file;
+	unsigned	 line;
 };
 
 /* Called once per key; value is NULL for cfg_keys(). Everything pointed to
@@ -308,7 +383,8 @@ void cfg_keys(cfg_key_fn fn, void *arg);
  * Call fn for every leaf of cfg, in schema order, with its value as
  * cfg_describe() writes it (unquoted): "64MiB", "20s", "true", "(set)" for a
  * secret, NULL when unset. Items have paths like "bridge[0].topic"; an absent
- * aws section is skipped. key->path is the indexed path.
+ * aws section is skipped. key->path is the indexed path; key->file and
+ * key->line say where it was set when cfg has origins.
  */
 void cfg_walk(const struct cfg *cfg, cfg_key_fn fn, void *arg);
 

@@ -1,8 +1,9 @@
 /*
  * The way out: a loaded config walked key by key (cfg_walk) and rendered as
- * YAML (cfg_describe) that loads back to the same config. Both follow the
- * schema tables, so a new key shows up here without a line of code. Secrets
- * are shown as "(set)", never as themselves.
+ * YAML (cfg_describe) that loads back to the same config, optionally with
+ * where each value came from (cfg_describe_origins) as comments. All follow
+ * the schema tables, so a new key shows up here without a line of code.
+ * Secrets are shown as "(set)", never as themselves.
  */
 #include "config/cfg.h"
 
@@ -28,12 +29,13 @@ list_of(const struct cfg_keydef *kd, const void *obj, const char **items,
 }
 
 static void
-walk(const struct cfg_section *sec, const void *obj, char *path, size_t cap,
-    cfg_key_fn fn, void *arg)
+walk(const struct cfg *top, const struct cfg_section *sec, const void *obj,
+    char *path, size_t cap, cfg_key_fn fn, void *arg)
 {
 	size_t len = strlen(path), n;
 	char buf[CFG_VALUE_BUF];
 	const char *items;
+	unsigned file;
 
 	for (size_t i = 0; i < sec->nkeys; i++) {
 		const struct cfg_keydef *kd = &sec->keys[i];
@@ -53,8 +55,8 @@ walk(const struct cfg_section *sec, const void *obj, char *path, size_t cap,
 			w = snprintf(path + len, cap - len, "%s%s", sep,
 			    kd->name);
 			if (w > 0 && (size_t)w < cap - len)
-				walk(kd->sub, (const char *)obj + kd->off, path,
-				    cap, fn, arg);
+				walk(top, kd->sub, (const char *)obj + kd->off,
+				    path, cap, fn, arg);
 			break;
 		case CFG_T_LIST:
 			list_of(kd, obj, &items, &n);
@@ -62,16 +64,20 @@ walk(const struct cfg_section *sec, const void *obj, char *path, size_t cap,
 				w = snprintf(path + len, cap - len, "%s%s[%zu]",
 				    sep, kd->name, j);
 				if (w > 0 && (size_t)w < cap - len)
-					walk(kd->sub, items + j * kd->sub->size,
-					    path, cap, fn, arg);
+					walk(top, kd->sub, items + j *
+					    kd->sub->size, path, cap, fn, arg);
 			}
 			break;
 		default:
 			w = snprintf(path + len, cap - len, "%s%s", sep,
 			    kd->name);
-			if (w > 0 && (size_t)w < cap - len)
-				fn(&key, cfg_value_text(kd, obj, buf,
-				    sizeof(buf)), arg);
+			if (w <= 0 || (size_t)w >= cap - len)
+				break;
+			if (cfg_origins_find(top->origins, path, &file,
+			    &key.line))
+				key.file = top->files[file];
+			fn(&key, cfg_value_text(kd, obj, buf, sizeof(buf)),
+			    arg);
 			break;
 		}
 		path[len] = '\0';
@@ -83,7 +89,7 @@ cfg_walk(const struct cfg *cfg, cfg_key_fn fn, void *arg)
 {
 	char path[CFG_PATH_MAX] = "";
 
-	walk(&cfg_root, cfg, path, sizeof(path), fn, arg);
+	walk(cfg, &cfg_root, cfg, path, sizeof(path), fn, arg);
 }
 
 /* Plain when that cannot be misread, double-quoted otherwise. */
@@ -135,15 +141,73 @@ has_value(const struct cfg_section *sec, const void *obj)
 	return false;
 }
 
-/* Keys at indent; an item's first line starts with "- " two columns left. */
+/* Where emit() writes, and what it needs for the origins of values. */
+struct out {
+	FILE			*f;
+	const struct cfg	*cfg;	/* NULL: no origins */
+	char			 path[CFG_PATH_MAX];
+};
+
+#define ORIGIN_COL	40	/* where "# FILE:LINE" starts, if it can */
+
+/* A file name in a comment: nothing in it may end the line. */
 static void
-emit(FILE *f, const struct cfg_section *sec, const void *obj, int indent,
-    bool item)
+put_name(FILE *f, const char *name)
 {
-	char buf[CFG_VALUE_BUF];
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		fputc(*p < 0x20 || *p == 0x7F ? '?' : *p, f);
+}
+
+/*
+ * After the value of kd (whose path is o->path) on the line that started at
+ * start: the file and line that set it; else "default", which everything in
+ * a list left at its default is, and every key with a default in the
+ * schema; else "derived": no file and no default, yet a value.
+ */
+static void
+put_origin(struct out *o, long start, const struct cfg_keydef *kd,
+    bool in_default)
+{
+	long w = ftell(o->f) - start;
+	unsigned file, line;
+
+	if (o->cfg == NULL)
+		return;
+	fprintf(o->f, "%*s# ", start >= 0 && w >= 0 && w < ORIGIN_COL - 2 ?
+	    (int)(ORIGIN_COL - w) : 2, "");
+	if (!in_default && cfg_origins_find(o->cfg->origins, o->path, &file,
+	    &line)) {
+		put_name(o->f, o->cfg->files[file]);
+		fprintf(o->f, ":%u", line);
+	} else if (in_default || kd->dflt != NULL || kd->type == CFG_T_LIST) {
+		fputs("default", o->f);
+	} else {
+		fputs("derived", o->f);
+	}
+}
+
+/* Append ".name" or "name[j]" to o->path; false when it does not fit. */
+static bool
+path_push(struct out *o, size_t len, const char *name, const char *index)
+{
+	int w = snprintf(o->path + len, sizeof(o->path) - len, "%s%s%s",
+	    len ? "." : "", name, index);
+
+	return w > 0 && (size_t)w < sizeof(o->path) - len;
+}
+
+/* Keys at indent; an item's first line starts with "- " two columns left.
+ * in_default: obj is (in) a list item of a list left at its default. */
+static void
+emit(struct out *o, const struct cfg_section *sec, const void *obj,
+    int indent, bool item, bool in_default)
+{
+	char buf[CFG_VALUE_BUF], index[32];
+	size_t n, len = strlen(o->path);
 	const char *items, *v;
-	bool first = true;
-	size_t n;
+	bool first = true, dflt;
+	unsigned file, line;
+	long start;
 
 	for (size_t i = 0; i < sec->nkeys; i++) {
 		const struct cfg_keydef *kd = &sec->keys[i];
@@ -157,48 +221,89 @@ emit(FILE *f, const struct cfg_section *sec, const void *obj, int indent,
 		    (v = cfg_value_text(kd, obj, buf, sizeof(buf))) == NULL) {
 			continue;
 		}
+		if (!path_push(o, len, kd->name, ""))
+			continue;
+		start = ftell(o->f);
 		if (item && first)
-			fprintf(f, "%*s- ", indent - 2, "");
+			fprintf(o->f, "%*s- ", indent - 2, "");
 		else
-			fprintf(f, "%*s", indent, "");
+			fprintf(o->f, "%*s", indent, "");
 		first = false;
-		fprintf(f, "%s:", kd->name);
+		fprintf(o->f, "%s:", kd->name);
 		if (kd->type == CFG_T_SECTION) {
-			fputc('\n', f);
-			emit(f, kd->sub, sub, indent + 2, false);
+			fputc('\n', o->f);
+			emit(o, kd->sub, sub, indent + 2, false, in_default);
 		} else if (kd->type == CFG_T_LIST) {
 			list_of(kd, obj, &items, &n);
-			fputs(n == 0 ? " []\n" : "\n", f);
-			for (size_t j = 0; j < n; j++)
-				emit(f, kd->sub, items + j * kd->sub->size,
-				    indent + 4, true);
+			if (n == 0)
+				fputs(" []", o->f);
+			put_origin(o, start, kd, in_default);
+			fputc('\n', o->f);
+			dflt = in_default || (o->cfg != NULL &&
+			    !cfg_origins_find(o->cfg->origins, o->path, &file,
+			    &line));
+			for (size_t j = 0; j < n; j++) {
+				snprintf(index, sizeof(index), "[%zu]", j);
+				if (path_push(o, len, kd->name, index))
+					emit(o, kd->sub, items + j *
+					    kd->sub->size, indent + 4, true,
+					    dflt);
+			}
 		} else {
-			fputc(' ', f);
-			put_value(f, v);
-			fputc('\n', f);
+			fputc(' ', o->f);
+			put_value(o->f, v);
+			put_origin(o, start, kd, in_default);
+			fputc('\n', o->f);
 		}
+		o->path[len] = '\0';
 	}
 	if (item && first)
-		fprintf(f, "%*s- {}\n", indent - 2, "");
+		fprintf(o->f, "%*s- {}\n", indent - 2, "");
 }
 
-char *
-cfg_describe(const struct cfg *cfg)
+static char *
+describe(const struct cfg *cfg, bool origins)
 {
+	struct out o = { .cfg = NULL, .path = "" };
 	char *out = NULL;
 	size_t len = 0;
-	FILE *f;
 	bool ok;
 
-	if ((f = open_memstream(&out, &len)) == NULL)
+	if ((o.f = open_memstream(&out, &len)) == NULL)
 		return NULL;
-	emit(f, &cfg_root, cfg, 0, false);
-	ok = !ferror(f);
-	if (fclose(f) != 0)
+	/* Without a record, only a config of no file knows its origins. */
+	if (origins && (cfg->origins != NULL || cfg->nfiles == 0)) {
+		o.cfg = cfg;
+		fputs("# Where each value comes from: FILE:LINE of its key, "
+		    "\"default\", or\n# \"derived\" (computed from other "
+		    "keys). The files, merged in this order:\n", o.f);
+		for (size_t i = 0; i < cfg->nfiles; i++) {
+			fputs("#   ", o.f);
+			put_name(o.f, cfg->files[i]);
+			fputc('\n', o.f);
+		}
+		if (cfg->nfiles == 0)
+			fputs("#   (none)\n", o.f);
+	}
+	emit(&o, &cfg_root, cfg, 0, false, false);
+	ok = !ferror(o.f);
+	if (fclose(o.f) != 0)
 		ok = false;
 	if (!ok) {
 		free(out);
 		return NULL;
 	}
 	return out;
+}
+
+char *
+cfg_describe(const struct cfg *cfg)
+{
+	return describe(cfg, false);
+}
+
+char *
+cfg_describe_origins(const struct cfg *cfg)
+{
+	return describe(cfg, true);
 }

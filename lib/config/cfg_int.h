@@ -1,9 +1,10 @@
 /*
  * Internals shared by the files of lib/config: the schema tables
  * (cfg_schema.c), the typed value parsers and formatters (cfg_value.c), the
- * YAML node tree (cfg_yaml.c) and the loader's error reporting (cfg_load.c)
- * used by the cross-field checks (cfg_check.c). Not installed, not for daemon/; unit tests
- * may include it.
+ * YAML node tree (cfg_yaml.c), merging trees and recording where keys came
+ * from (cfg_merge.c), the loader and its error reporting (cfg_load.c) used
+ * by the cross-field checks (cfg_check.c) and by the file reading
+ * (cfg_files.c). Not installed, not for daemon/; unit tests may include it.
  */
 #ifndef IOTB_CFG_INT_H
 #define IOTB_CFG_INT_H
@@ -43,7 +44,7 @@ struct cfg_section;
 
 /*
  * One key of a section. The default is text, parsed exactly as if it were in
- * the file, so it reads the same in the docs and in conf/iotbridge.yaml. For
+ * the file, so it reads the same in the docs and in the reference. For
  * a LIST, a default means "one item whose first key is this".
  */
 struct cfg_keydef {
@@ -140,6 +141,7 @@ enum cfg_node_kind {
 
 struct cfg_node {
 	enum cfg_node_kind kind;
+	unsigned	 file;		/* its file's index in the load */
 	unsigned	 line, col;	/* 1-based */
 	bool		 plain;		/* SCALAR written without quotes */
 	char		*text;		/* SCALAR, ALIAS; NUL-terminated */
@@ -153,20 +155,84 @@ struct cfg_node {
 struct cfg_loader;
 
 /*
- * Parse len bytes at buf into a tree in *root (NULL for an empty stream; the
- * caller frees it, also after a failure). CFG_INVALID: a syntax error, a
- * second document or nesting past CFG_MAX_DEPTH, reported through ld as the
- * one message. CFG_NOMEM.
+ * Parse len bytes at buf, the file numbered file in the load, into a tree in
+ * *root (NULL for an empty stream; the caller frees it, also after a
+ * failure). CFG_INVALID: a syntax error, a second document or nesting past
+ * CFG_MAX_DEPTH, reported through ld as the one message. CFG_NOMEM.
  */
-enum cfg_status cfg_yaml_parse(struct cfg_loader *ld, const void *buf,
-    size_t len, struct cfg_node **root);
+enum cfg_status cfg_yaml_parse(struct cfg_loader *ld, unsigned file,
+    const void *buf, size_t len, struct cfg_node **root);
 
 /* Free a tree, zeroizing the scalars (they may be secrets). NULL is fine. */
 void cfg_node_free(struct cfg_node *n);
 
+/* Append n to the kids of parent (a list, or a mapping's key or value).
+ * False when out of memory; n is then not attached. */
+bool cfg_node_attach(struct cfg_node *parent, struct cfg_node *n);
+
+/* An empty value: "key:", "key: ~", "key: null" and the like, plain. */
+bool cfg_node_null(const struct cfg_node *n);
+
 /* The value node of key in the mapping map, NULL if absent or not a map. */
 const struct cfg_node *cfg_node_get(const struct cfg_node *map,
     const char *key);
+
+/* --- merging (cfg_merge.c) ------------------------------------------------ */
+
+/*
+ * Merge the tree src (a later file) into *dst, taking src's nodes: where
+ * both are mappings, key by key, recursively; a mapping meets an empty value
+ * (null): the mapping stays; otherwise src's value and key replace dst's.
+ * Knows nothing of the schema: the files were checked on their own first.
+ * *dst NULL: src becomes it. False when out of memory; *dst is then still
+ * a tree to free, src is consumed either way.
+ */
+bool cfg_node_merge(struct cfg_node **dst, struct cfg_node *src);
+
+/* The record behind struct cfg_origins: key path -> file and line. */
+struct cfg_origins *cfg_origins_new(void);
+void cfg_origins_free(struct cfg_origins *o);
+
+/* Note that path ("bridge[0].topic", as cfg_walk() writes it) was set at
+ * file:line. False when out of memory. */
+bool cfg_origins_add(struct cfg_origins *o, const char *path, unsigned file,
+    unsigned line);
+
+/* Ready the record for cfg_origins_find(); after the last add. */
+void cfg_origins_done(struct cfg_origins *o);
+
+/* Where path was set; false when no file set it. o may be NULL. */
+bool cfg_origins_find(const struct cfg_origins *o, const char *path,
+    unsigned *file, unsigned *line);
+
+/* --- the loader (cfg_load.c), for cfg_files.c ----------------------------- */
+
+/*
+ * A load of nfiles files (1..CFG_MAX_DROPINS + 1) that end up in one
+ * config: cfg_loader_add() or cfg_loader_fail() once per file, in merge
+ * order, then cfg_loader_finish(), which frees the loader. NULL: no memory.
+ */
+struct cfg_loader *cfg_loader_new(size_t nfiles, unsigned flags);
+
+/* Parse one file's bytes (len <= CFG_MAX_FILE) and check it. Nothing is
+ * kept of buf or name. False when out of memory. */
+bool cfg_loader_add(struct cfg_loader *ld, const char *name, const void *buf,
+    size_t len);
+
+/* The file name could not be read: the message "NAME: what" stands for it,
+ * and the load ends in CFG_IO. */
+void cfg_loader_fail(struct cfg_loader *ld, const char *name,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Check the merged files, hand the messages over to diag and, on CFG_OK,
+ * the new config to *out. Returns as cfg_load(). */
+enum cfg_status cfg_loader_finish(struct cfg_loader *ld, struct cfg **out,
+    struct cfg_diag *diag);
+
+/* Append "FILE: what" (a problem without position) to diag. False when
+ * out of memory. */
+bool cfg_diag_add(struct cfg_diag *diag, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* What a section's check sees: the object, its mapping, and per key (index
  * as in sec->keys) the nodes given and whether the value was refused. */

@@ -1,45 +1,58 @@
 /*
- * The loader: the node tree of cfg_yaml.c walked along the schema tables,
+ * The loader: the node trees of cfg_yaml.c walked along the schema tables,
  * each value parsed where its key says, every problem collected as
  * "FILE:LINE:COLUMN: key.path: what is wrong (what was expected)" and sorted
- * by position. Anchors, aliases and tags are refused here, where the key path
- * is known. Also the public entry points; reading the file in cfg_load_file()
- * is the module's only I/O.
+ * by file, then position. Anchors, aliases and tags are refused here, where
+ * the key path is known.
+ *
+ * One file is walked once, with every check. Several (the main file and its
+ * drop-ins) take two passes: each file alone, for what a file can get wrong
+ * by itself (types, ranges, unknown keys), with the required keys and the
+ * cross-field checks left out since another file may supply the missing
+ * half; then, once every file passed, the merged tree (cfg_merge.c) with
+ * every check. A node keeps the index of its file, so a message names the
+ * file that holds it whichever pass finds it. The files themselves are read
+ * in cfg_files.c.
  */
 #include "config/cfg.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <mbedtls/platform_util.h>
 
 #include "config/cfg_int.h"
 
 struct msg {
-	unsigned	 line, col;
+	unsigned	 file, line, col;	/* line 0: the whole file */
 	size_t		 seq;		/* keeps the sort stable */
 	char		*text;
 };
 
 struct cfg_loader {
-	const char		*name;
-	struct msg		*msgs;
-	size_t			 nmsgs;
-	size_t			 nerrors;	/* all of them, kept or not */
-	bool			 nomem;
-	char			 path[CFG_PATH_MAX];
-	size_t			 plen;
+	char		**names;	/* of the files added so far */
+	size_t		 nnames, nfiles;
+	struct cfg	*cfg;		/* what the last walk fills in */
+	struct cfg_node	*merged;	/* the files that passed alone */
+	struct cfg_origins *origins;	/* CFG_LOAD_ORIGINS, else NULL */
+	bool		 record;	/* the final walk: note origins */
+	bool		 partial;	/* one file of several: no required
+					 * keys, no cross-field checks */
+	struct msg	*msgs;
+	size_t		 nmsgs;
+	size_t		 nerrors;	/* all of them, kept or not */
+	bool		 nomem, io;
+	char		 path[CFG_PATH_MAX];
+	size_t		 plen;
 };
 
 /* --- messages ------------------------------------------------------------- */
 
 static void
-msg_add(struct cfg_loader *ld, unsigned line, unsigned col, char *text)
+msg_add(struct cfg_loader *ld, unsigned file, unsigned line, unsigned col,
+    char *text)
 {
 	struct msg *m;
 
@@ -57,7 +70,7 @@ msg_add(struct cfg_loader *ld, unsigned line, unsigned col, char *text)
 		return;
 	}
 	ld->msgs = m;
-	m[ld->nmsgs] = (struct msg){ line, col, ld->nmsgs, text };
+	m[ld->nmsgs] = (struct msg){ file, line, col, ld->nmsgs, text };
 	ld->nmsgs++;
 }
 
@@ -112,8 +125,9 @@ cfg_error(struct cfg_loader *ld, const struct cfg_node *at, const char *key,
 		ld->nomem = true;
 		return;
 	}
-	msg_add(ld, at->line, at->col, format("%s:%u:%u: %s: %s", ld->name,
-	    at->line, at->col, path[0] != '\0' ? path : "document", body));
+	msg_add(ld, at->file, at->line, at->col, format("%s:%u:%u: %s: %s",
+	    ld->names[at->file], at->line, at->col,
+	    path[0] != '\0' ? path : "document", body));
 	free(body);
 }
 
@@ -128,6 +142,8 @@ msg_cmp(const void *a, const void *b)
 {
 	const struct msg *x = a, *y = b;
 
+	if (x->file != y->file)
+		return x->file < y->file ? -1 : 1;
 	if (x->line != y->line)
 		return x->line < y->line ? -1 : 1;
 	if (x->col != y->col)
@@ -150,6 +166,18 @@ diag_add(struct cfg_diag *diag, char *text)
 	return true;
 }
 
+bool
+cfg_diag_add(struct cfg_diag *diag, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = vformat(fmt, ap);
+	va_end(ap);
+	return diag_add(diag, text);
+}
+
 /* Hand the messages over to diag in file order. */
 static bool
 flush(struct cfg_loader *ld, struct cfg_diag *diag)
@@ -162,7 +190,7 @@ flush(struct cfg_loader *ld, struct cfg_diag *diag)
 		ok &= diag_add(diag, ld->msgs[i].text);
 	if (ld->nerrors > ld->nmsgs)
 		ok &= diag_add(diag, format("%s: %zu more errors not shown",
-		    ld->name, ld->nerrors - ld->nmsgs));
+		    ld->names[0], ld->nerrors - ld->nmsgs));
 	free(ld->msgs);
 	ld->msgs = NULL;
 	ld->nmsgs = 0;
@@ -217,15 +245,6 @@ path_pop(struct cfg_loader *ld, size_t saved)
 
 /* --- walking the tree along the schema ------------------------------------ */
 
-static bool
-is_null(const struct cfg_node *n)
-{
-	return n->kind == CFG_N_SCALAR && n->plain && n->tag == NULL &&
-	    (n->len == 0 || strcmp(n->text, "~") == 0 ||
-	    strcmp(n->text, "null") == 0 || strcmp(n->text, "Null") == 0 ||
-	    strcmp(n->text, "NULL") == 0);
-}
-
 static const char *
 kind_name(const struct cfg_node *n)
 {
@@ -235,7 +254,7 @@ kind_name(const struct cfg_node *n)
 	case CFG_N_ALIAS:	return "an alias";
 	case CFG_N_SCALAR:	break;
 	}
-	return is_null(n) ? "no value" : "a single value";
+	return cfg_node_null(n) ? "no value" : "a single value";
 }
 
 /* Anchors, aliases and tags are refused where they appear. False when
@@ -272,12 +291,12 @@ walk_list(struct cfg_loader *ld, const struct cfg_keydef *kd, void *obj,
 	size_t n = 0, saved;
 	char *items;
 
-	if (!is_null(seq) && seq->kind != CFG_N_SEQ) {
+	if (!cfg_node_null(seq) && seq->kind != CFG_N_SEQ) {
 		cfg_error(ld, seq, NULL, "got %s (expected a list)",
 		    kind_name(seq));
 		return;
 	}
-	if (!is_null(seq))
+	if (!cfg_node_null(seq))
 		n = seq->nkids;
 	if (n < (size_t)kd->min) {
 		cfg_error(ld, seq, NULL, "empty list (expected at least one "
@@ -334,9 +353,9 @@ walk_value(struct cfg_loader *ld, const struct cfg_keydef *kd, void *obj,
 		return;
 	}
 	expect = cfg_value_expect(kd, buf, sizeof(buf));
-	if (v->kind != CFG_N_SCALAR || is_null(v)) {
+	if (v->kind != CFG_N_SCALAR || cfg_node_null(v)) {
 		cfg_error(ld, v, NULL, "%s%s (expected %s)",
-		    is_null(v) ? "" : "got ", kind_name(v), expect);
+		    cfg_node_null(v) ? "" : "got ", kind_name(v), expect);
 		return;
 	}
 	if (strlen(v->text) != v->len) {
@@ -391,7 +410,7 @@ walk_section(struct cfg_loader *ld, const struct cfg_section *sec, void *obj,
 	size_t saved, before;
 
 	memset(seen, 0, sizeof(seen));
-	if (!is_null(map) && map->kind != CFG_N_MAP) {
+	if (!cfg_node_null(map) && map->kind != CFG_N_MAP) {
 		cfg_error(ld, map, NULL, "got %s (expected a mapping)",
 		    kind_name(map));
 		return;
@@ -418,9 +437,15 @@ walk_section(struct cfg_loader *ld, const struct cfg_section *sec, void *obj,
 			seen[kd - sec->keys] = (struct cfg_seen){
 				k, v, ld->nerrors != before
 			};
+			if (ld->record && kd->type != CFG_T_SECTION &&
+			    !cfg_origins_add(ld->origins, ld->path, k->file,
+			    k->line))
+				ld->nomem = true;
 		}
 		path_pop(ld, saved);
 	}
+	if (ld->partial)
+		return;
 	for (size_t i = 0; i < sec->nkeys; i++)
 		if (sec->keys[i].flags & CFG_K_REQUIRED && seen[i].key == NULL)
 			cfg_error(ld, map, sec->keys[i].name, "missing (required "
@@ -461,88 +486,219 @@ cfg_at(const struct cfg_ctx *ctx, const char *key)
 	return v != NULL ? v : ctx->map;
 }
 
+/* --- the loader ----------------------------------------------------------- */
+
+struct cfg_loader *
+cfg_loader_new(size_t nfiles, unsigned flags)
+{
+	struct cfg_loader *ld;
+
+	assert(nfiles > 0 && nfiles <= CFG_MAX_DROPINS + 1);
+	if ((ld = calloc(1, sizeof(*ld))) == NULL)
+		return NULL;
+	ld->nfiles = nfiles;
+	if ((ld->names = calloc(nfiles, sizeof(*ld->names))) == NULL ||
+	    cfg_defaults(&ld->cfg) != CFG_OK ||
+	    ((flags & CFG_LOAD_ORIGINS) &&
+	    (ld->origins = cfg_origins_new()) == NULL)) {
+		free(ld->names);
+		cfg_free(ld->cfg);
+		free(ld);
+		return NULL;
+	}
+	return ld;
+}
+
+static void
+loader_free(struct cfg_loader *ld)
+{
+	for (size_t i = 0; i < ld->nmsgs; i++)
+		free(ld->msgs[i].text);
+	free(ld->msgs);
+	for (size_t i = 0; i < ld->nnames; i++)
+		free(ld->names[i]);
+	free(ld->names);
+	cfg_node_free(ld->merged);
+	cfg_origins_free(ld->origins);
+	cfg_free(ld->cfg);
+	free(ld);
+}
+
+/* The index of a new file, or -1 when out of memory. */
+static int
+add_name(struct cfg_loader *ld, const char *name)
+{
+	assert(ld->nnames < ld->nfiles);
+	if ((ld->names[ld->nnames] = strdup(name)) == NULL) {
+		ld->nomem = true;
+		return -1;
+	}
+	return (int)ld->nnames++;
+}
+
+void
+cfg_loader_fail(struct cfg_loader *ld, const char *name, const char *fmt,
+    ...)
+{
+	va_list ap;
+	char *body;
+	int file;
+
+	ld->io = true;
+	if ((file = add_name(ld, name)) == -1)
+		return;
+	va_start(ap, fmt);
+	body = vformat(fmt, ap);
+	va_end(ap);
+	msg_add(ld, (unsigned)file, 0, 0, body ? format("%s: %s", name, body) :
+	    NULL);
+	free(body);
+}
+
+/* The whole walk of one tree into ld->cfg. */
+static void
+walk_root(struct cfg_loader *ld, const struct cfg_node *root)
+{
+	if (root != NULL && !cfg_node_null(root) && check_node(ld, root))
+		walk_section(ld, &cfg_root, ld->cfg, root);
+}
+
+/* One file of several, checked alone into a config thrown away: what it
+ * lacks, or what it says that contradicts another file, is for later. */
+static void
+walk_alone(struct cfg_loader *ld, const struct cfg_node *root)
+{
+	struct cfg *kept = ld->cfg;
+
+	if (cfg_defaults(&ld->cfg) != CFG_OK) {
+		ld->cfg = kept;
+		ld->nomem = true;
+		return;
+	}
+	ld->partial = true;
+	walk_root(ld, root);
+	ld->partial = false;
+	cfg_free(ld->cfg);
+	ld->cfg = kept;
+}
+
+bool
+cfg_loader_add(struct cfg_loader *ld, const char *name, const void *buf,
+    size_t len)
+{
+	struct cfg_node *root = NULL;
+	int file;
+
+	if (len > CFG_MAX_FILE) {
+		cfg_loader_fail(ld, name, "file too large (expected at most "
+		    "1MiB)");
+		return !ld->nomem;
+	}
+	if ((file = add_name(ld, name)) == -1)
+		return false;
+	switch (cfg_yaml_parse(ld, (unsigned)file, buf, len, &root)) {
+	case CFG_OK:
+		break;
+	case CFG_NOMEM:
+		ld->nomem = true;
+		/* FALLTHROUGH */
+	default:
+		cfg_node_free(root);
+		return !ld->nomem;
+	}
+	if (ld->nfiles == 1) {
+		ld->record = ld->origins != NULL;
+		walk_root(ld, root);
+		ld->record = false;
+		cfg_node_free(root);
+		return !ld->nomem;
+	}
+	walk_alone(ld, root);
+	/* Once a file fails, the merged checks could only guess: nothing more
+	 * is merged, and they do not run. */
+	if (ld->nerrors > 0 || ld->io || ld->nomem || root == NULL ||
+	    cfg_node_null(root))
+		cfg_node_free(root);
+	else if (!cfg_node_merge(&ld->merged, root))
+		ld->nomem = true;
+	return !ld->nomem;
+}
+
+enum cfg_status
+cfg_loader_finish(struct cfg_loader *ld, struct cfg **out,
+    struct cfg_diag *diag)
+{
+	enum cfg_status st = CFG_OK;
+
+	*out = NULL;
+	assert(ld->nnames == ld->nfiles || ld->nomem);
+	if (ld->nfiles > 1 && ld->nerrors == 0 && !ld->io && !ld->nomem) {
+		ld->record = ld->origins != NULL;
+		walk_root(ld, ld->merged);
+		ld->record = false;
+	}
+	if (ld->nomem)
+		st = CFG_NOMEM;
+	else if (ld->io)
+		st = CFG_IO;
+	else if (ld->nerrors > 0)
+		st = CFG_INVALID;
+	if (!flush(ld, diag))
+		st = CFG_NOMEM;
+	if (st == CFG_OK) {
+		*out = ld->cfg;
+		(*out)->files = ld->names;
+		(*out)->nfiles = ld->nnames;
+		if (ld->origins != NULL)
+			cfg_origins_done(ld->origins);
+		(*out)->origins = ld->origins;
+		ld->cfg = NULL;
+		ld->names = NULL;
+		ld->nnames = 0;
+		ld->origins = NULL;
+	}
+	loader_free(ld);
+	return st;
+}
+
 /* --- the API -------------------------------------------------------------- */
+
+enum cfg_status
+cfg_load_sources(const struct cfg_source *src, size_t n, unsigned flags,
+    struct cfg **out, struct cfg_diag *diag)
+{
+	struct cfg_loader *ld;
+	size_t total = 0;
+
+	*out = NULL;
+	assert(n > 0);
+	if (n > CFG_MAX_DROPINS + 1)
+		return cfg_diag_add(diag, "%s: %zu drop-in files (expected at "
+		    "most %d)", src[0].name, n - 1, CFG_MAX_DROPINS) ?
+		    CFG_IO : CFG_NOMEM;
+	for (size_t i = 0; i < n; i++)	/* capped: the sum cannot wrap */
+		total += src[i].len < CFG_MAX_TOTAL ? src[i].len :
+		    CFG_MAX_TOTAL;
+	/* One file alone has the tighter limit of its own. */
+	if (n > 1 && total > CFG_MAX_TOTAL)
+		return cfg_diag_add(diag, "%s: with its %zu drop-in files, "
+		    "more than 4MiB (expected at most 4MiB together)",
+		    src[0].name, n - 1) ? CFG_IO : CFG_NOMEM;
+	if ((ld = cfg_loader_new(n, flags)) == NULL)
+		return CFG_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!cfg_loader_add(ld, src[i].name, src[i].buf, src[i].len))
+			break;
+	return cfg_loader_finish(ld, out, diag);
+}
 
 enum cfg_status
 cfg_load_mem(const char *name, const void *buf, size_t len, struct cfg **out,
     struct cfg_diag *diag)
 {
-	struct cfg_loader ld = { .name = name };
-	struct cfg_node *root = NULL;
-	struct cfg *cfg = NULL;
-	enum cfg_status st;
+	const struct cfg_source src = { name, buf, len };
 
-	*out = NULL;
-	if (len > CFG_MAX_FILE)
-		return diag_add(diag, format("%s: file too large (expected at "
-		    "most 1MiB)", name)) ? CFG_IO : CFG_NOMEM;
-	if ((st = cfg_defaults(&cfg)) != CFG_OK)
-		goto fail;
-	if ((st = cfg_yaml_parse(&ld, buf, len, &root)) == CFG_NOMEM)
-		goto fail;
-	if (st == CFG_OK && root != NULL && !is_null(root) &&
-	    check_node(&ld, root))
-		walk_section(&ld, &cfg_root, cfg, root);
-	if (ld.nomem)
-		st = CFG_NOMEM;
-	else if (ld.nerrors > 0)
-		st = CFG_INVALID;
-	if (!flush(&ld, diag))
-		st = CFG_NOMEM;
-	if (st != CFG_OK)
-		goto fail;
-	cfg_node_free(root);
-	*out = cfg;
-	return CFG_OK;
-
-fail:
-	for (size_t i = 0; i < ld.nmsgs; i++)
-		free(ld.msgs[i].text);
-	free(ld.msgs);
-	cfg_node_free(root);
-	cfg_free(cfg);
-	return st;
-}
-
-enum cfg_status
-cfg_load_file(const char *path, struct cfg **out, struct cfg_diag *diag)
-{
-	unsigned char *buf = NULL;
-	size_t len = 0;
-	ssize_t n;
-	enum cfg_status st = CFG_IO;
-	int fd = -1;
-
-	*out = NULL;
-	/* One byte more than allowed tells a file that is too large. */
-	if ((buf = malloc(CFG_MAX_FILE + 1)) == NULL)
-		return CFG_NOMEM;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (!diag_add(diag, format("%s: cannot open (%s)", path,
-		    strerror(errno))))
-			st = CFG_NOMEM;
-		goto fail;
-	}
-	while (len <= CFG_MAX_FILE &&
-	    (n = read(fd, buf + len, CFG_MAX_FILE + 1 - len)) != 0) {
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			if (!diag_add(diag, format("%s: cannot read (%s)", path,
-			    strerror(errno))))
-				st = CFG_NOMEM;
-			goto fail;
-		}
-		len += (size_t)n;
-	}
-	st = cfg_load_mem(path, buf, len, out, diag);
-
-fail:
-	if (fd != -1)
-		close(fd);
-	mbedtls_platform_zeroize(buf, len);
-	free(buf);
-	return st;
+	return cfg_load_sources(&src, 1, 0, out, diag);
 }
 
 enum cfg_status
@@ -567,6 +723,10 @@ cfg_free(struct cfg *cfg)
 	if (cfg == NULL)
 		return;
 	cfg_section_clear(&cfg_root, cfg);
+	for (size_t i = 0; i < cfg->nfiles; i++)
+		free(cfg->files[i]);
+	free(cfg->files);
+	cfg_origins_free(cfg->origins);
 	mbedtls_platform_zeroize(cfg, sizeof(*cfg));
 	free(cfg);
 }

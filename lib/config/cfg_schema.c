@@ -2,7 +2,8 @@
  * The schema: one table per section, every key with its type, field, range,
  * default and one-line doc. This is the only place defaults live; the loader,
  * the did-you-mean, cfg_describe(), cfg_keys() and through it the test of
- * docs/configuration.md and conf/iotbridge.yaml all read these tables.
+ * docs/configuration.md and conf/iotbridge.reference.yaml all read these
+ * tables.
  * Also the table-driven walks that need nothing but the tables: defaults,
  * freeing, and the key listing.
  */

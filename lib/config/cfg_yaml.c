@@ -46,7 +46,7 @@ dup_or_null(const yaml_char_t *s, bool *fail)
 }
 
 static struct cfg_node *
-node_new(enum cfg_node_kind kind, const yaml_event_t *ev,
+node_new(enum cfg_node_kind kind, unsigned file, const yaml_event_t *ev,
     const yaml_char_t *anchor, const yaml_char_t *tag)
 {
 	struct cfg_node *n;
@@ -55,6 +55,7 @@ node_new(enum cfg_node_kind kind, const yaml_event_t *ev,
 	if ((n = calloc(1, sizeof(*n))) == NULL)
 		return NULL;
 	n->kind = kind;
+	n->file = file;
 	n->line = (unsigned)ev->start_mark.line + 1;
 	n->col = (unsigned)ev->start_mark.column + 1;
 	n->anchor = dup_or_null(anchor, &fail);
@@ -79,8 +80,8 @@ node_new(enum cfg_node_kind kind, const yaml_event_t *ev,
 	return n;
 }
 
-static bool
-node_attach(struct cfg_node *parent, struct cfg_node *n)
+bool
+cfg_node_attach(struct cfg_node *parent, struct cfg_node *n)
 {
 	struct cfg_node **k;
 
@@ -129,13 +130,13 @@ position(const unsigned char *buf, size_t len, size_t offset, unsigned *line,
 }
 
 static enum cfg_status
-syntax_error(struct cfg_loader *ld, const yaml_parser_t *p,
+syntax_error(struct cfg_loader *ld, unsigned file, const yaml_parser_t *p,
     const unsigned char *buf, size_t len)
 {
 	const yaml_mark_t *m = &p->problem_mark;
 	const char *problem = p->problem ? p->problem : "syntax error";
 	const unsigned char *c;
-	struct cfg_node at = { 0 };
+	struct cfg_node at = { .file = file };
 
 	switch (p->error) {
 	case YAML_MEMORY_ERROR:
@@ -180,7 +181,7 @@ tree_add(struct cfg_loader *ld, struct tree *t, struct cfg_node *n)
 		return CFG_NOMEM;
 	if (t->depth == 0) {
 		t->root = n;
-	} else if (!node_attach(t->open[t->depth - 1], n)) {
+	} else if (!cfg_node_attach(t->open[t->depth - 1], n)) {
 		cfg_node_free(n);
 		return CFG_NOMEM;
 	}
@@ -196,8 +197,8 @@ tree_add(struct cfg_loader *ld, struct tree *t, struct cfg_node *n)
 }
 
 enum cfg_status
-cfg_yaml_parse(struct cfg_loader *ld, const void *buf, size_t len,
-    struct cfg_node **root)
+cfg_yaml_parse(struct cfg_loader *ld, unsigned file, const void *buf,
+    size_t len, struct cfg_node **root)
 {
 	struct tree t = { .root = NULL, .depth = 0 };
 	struct cfg_node *n, second;
@@ -213,7 +214,7 @@ cfg_yaml_parse(struct cfg_loader *ld, const void *buf, size_t len,
 	yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
 	while (!done && st == CFG_OK) {
 		if (!yaml_parser_parse(&p, &ev)) {
-			st = syntax_error(ld, &p, buf, len);
+			st = syntax_error(ld, file, &p, buf, len);
 			break;
 		}
 		switch (ev.type) {
@@ -224,6 +225,7 @@ cfg_yaml_parse(struct cfg_loader *ld, const void *buf, size_t len,
 			if (docs++ == 0)
 				break;
 			second = (struct cfg_node){
+				.file = file,
 				.line = (unsigned)ev.start_mark.line + 1,
 				.col = (unsigned)ev.start_mark.column + 1,
 			};
@@ -232,24 +234,24 @@ cfg_yaml_parse(struct cfg_loader *ld, const void *buf, size_t len,
 			st = CFG_INVALID;
 			break;
 		case YAML_ALIAS_EVENT:
-			st = tree_add(ld, &t, node_new(CFG_N_ALIAS, &ev, NULL,
-			    NULL));
+			st = tree_add(ld, &t, node_new(CFG_N_ALIAS, file, &ev,
+			    NULL, NULL));
 			break;
 		case YAML_SCALAR_EVENT:
-			n = node_new(CFG_N_SCALAR, &ev, ev.data.scalar.anchor,
-			    ev.data.scalar.tag);
+			n = node_new(CFG_N_SCALAR, file, &ev,
+			    ev.data.scalar.anchor, ev.data.scalar.tag);
 			/* Our copy is zeroized with the tree; libyaml's now. */
 			mbedtls_platform_zeroize(ev.data.scalar.value,
 			    ev.data.scalar.length);
 			st = tree_add(ld, &t, n);
 			break;
 		case YAML_SEQUENCE_START_EVENT:
-			st = tree_add(ld, &t, node_new(CFG_N_SEQ, &ev,
+			st = tree_add(ld, &t, node_new(CFG_N_SEQ, file, &ev,
 			    ev.data.sequence_start.anchor,
 			    ev.data.sequence_start.tag));
 			break;
 		case YAML_MAPPING_START_EVENT:
-			st = tree_add(ld, &t, node_new(CFG_N_MAP, &ev,
+			st = tree_add(ld, &t, node_new(CFG_N_MAP, file, &ev,
 			    ev.data.mapping_start.anchor,
 			    ev.data.mapping_start.tag));
 			break;
@@ -265,6 +267,15 @@ cfg_yaml_parse(struct cfg_loader *ld, const void *buf, size_t len,
 	yaml_parser_delete(&p);
 	*root = t.root;
 	return st;
+}
+
+bool
+cfg_node_null(const struct cfg_node *n)
+{
+	return n->kind == CFG_N_SCALAR && n->plain && n->tag == NULL &&
+	    (n->len == 0 || strcmp(n->text, "~") == 0 ||
+	    strcmp(n->text, "null") == 0 || strcmp(n->text, "Null") == 0 ||
+	    strcmp(n->text, "NULL") == 0);
 }
 
 const struct cfg_node *

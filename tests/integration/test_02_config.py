@@ -1,6 +1,10 @@
 """`iotbridged --check-config` and `iotbridgectl check-config` on the shipped
-config and on every broken config in tests/data/conf, each with its exact
-expected messages (FILE:LINE:COLUMN: key.path: what is wrong (expected))."""
+configs (the small conffile and the full reference) and on every broken
+config in tests/data/conf, each with its exact expected messages
+(FILE:LINE:COLUMN: key.path: what is wrong (expected)). The drop-ins of
+conf.d are tested in test_09_confd.py."""
+import re
+
 import pytest
 
 from conftest import DATA, IOTBRIDGECTL, IOTBRIDGED, SRC, run
@@ -48,24 +52,47 @@ def test_every_error_is_reported(tmp_path):
     assert lines[2].startswith(f"{cfg}:5:10: log.level: ")
 
 
-def test_shipped_config_effective_values(tmp_path):
-    r = run([IOTBRIDGED, "--check-config", "-v", "-c",
-             SRC / "conf/iotbridge.yaml"])
+def values(out):
+    """The effective config of --check-config -v without its first line and
+    its comments: what loads back."""
+    yaml = out.split("\n", 1)[1]
+    return [re.sub(r" +# .*$", "", l) for l in yaml.splitlines()
+            if not l.startswith("#")]
+
+
+@pytest.mark.parametrize("name", ["iotbridge.yaml",
+                                  "iotbridge.reference.yaml"])
+def test_shipped_config_effective_values(tmp_path, name):
+    shipped = SRC / "conf" / name
+    r = run([IOTBRIDGED, "--check-config", "-v", "-c", shipped])
     assert r.returncode == 0, r.stderr
     # the effective config is YAML that loads back to a valid config
     again = tmp_path / "effective.yaml"
     again.write_text(r.stdout.split("\n", 1)[1])
     r2 = run([IOTBRIDGED, "--check-config", "-v", "-c", again])
     assert r2.returncode == 0, r2.stderr
-    assert r2.stdout.split("\n", 1)[1] == r.stdout.split("\n", 1)[1]
+    assert values(r2.stdout) == values(r.stdout)
     for line in ("drain_hz: 50", "drop: oldest", "fsync: interval",
                  "bind: 127.0.0.1:1883", "base: 1s", "max: 32s",
                  "stable: 20s"):
         assert line in r.stdout, line
+    # where each value came from: the shipped files set only the listener
+    lines = r.stdout.splitlines()
+    assert f"#   {shipped}" in lines
+    assert "aws:" not in lines
+    for l in lines[1:]:
+        if not l.startswith("#") and not l.endswith(":"):
+            assert re.search(r"  # (default|" + re.escape(str(shipped)) +
+                             r":\d+)$", l), l
+    listener = next(l for l in lines if "bind: 127.0.0.1:1883" in l)
+    if name == "iotbridge.yaml":
+        assert re.search(r"# .*conf/iotbridge\.yaml:\d+$", listener)
 
 
-def test_iotbridgectl_accepts_shipped_config():
-    r = run([IOTBRIDGECTL, "check-config", SRC / "conf/iotbridge.yaml"])
+@pytest.mark.parametrize("name", ["iotbridge.yaml",
+                                  "iotbridge.reference.yaml"])
+def test_iotbridgectl_accepts_shipped_config(name):
+    r = run([IOTBRIDGECTL, "check-config", SRC / "conf" / name])
     assert r.returncode == 0, r.stderr
     assert r.stdout.endswith("configuration OK\n")
 

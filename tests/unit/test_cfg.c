@@ -1,11 +1,16 @@
 /*
  * lib/config: the golden broken configs of tests/data/conf (NAME.yaml against
  * the exact lines of NAME.err), values of every type, defaults, the round trip
- * through cfg_describe(), secrets kept out of messages, and two documents that
- * must agree with the schema tables: conf/iotbridge.yaml (its defaults are the
- * code's, and every key is in it) and docs/configuration.md (every key is
- * documented with its type and default, and nothing else is).
+ * through cfg_describe(), secrets kept out of messages; the drop-ins of
+ * conf.d: merge rules, each error in its own file, name order, ignored names,
+ * limits, unreadable and odd files, where each value came from (the goldens
+ * of tests/data/conf/merge); and two documents that must agree with the
+ * schema tables: conf/iotbridge.reference.yaml (its defaults are the code's,
+ * and every key is in it) and docs/configuration.md (every key is documented
+ * with its type and default, and nothing else is).
  */
+#define _XOPEN_SOURCE 700	/* nftw() */
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,10 +20,13 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -26,7 +34,9 @@
 #include "config/cfg.h"
 
 #define GOLDEN_DIR	IOTB_TEST_DATA "/conf"
+#define MERGE_DIR	GOLDEN_DIR "/merge"
 #define SHIPPED		IOTB_SOURCE_ROOT "/conf/iotbridge.yaml"
+#define REFERENCE	IOTB_SOURCE_ROOT "/conf/iotbridge.reference.yaml"
 #define DOCS		IOTB_SOURCE_ROOT "/docs/configuration.md"
 
 /* --- helpers -------------------------------------------------------------- */
@@ -107,6 +117,37 @@ describe(const struct cfg *cfg)
 
 	assert_non_null(s);
 	return s;
+}
+
+/* a and b are the same configuration: they describe the same. */
+static void
+assert_same_config(const struct cfg *a, const struct cfg *b)
+{
+	char *x = describe(a), *y = describe(b);
+
+	assert_string_equal(x, y);
+	free(x);
+	free(y);
+}
+
+/* The messages of d are exactly the lines of want, in order. */
+static void
+assert_lines(const struct cfg_diag *d, const char *want, const char *what)
+{
+	char *lines = strdup(want), *line, *save;
+	size_t k = 0;
+	bool same = true;
+
+	assert_non_null(lines);
+	for (line = strtok_r(lines, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save), k++)
+		same &= k < d->count && strcmp(line, d->msgs[k]) == 0;
+	free(lines);
+	if (!same || k != d->count) {
+		print_message("%s: wanted:\n%s\ngot:\n", what, want);
+		print_diag(d);
+		fail();
+	}
 }
 
 /* --- defaults and values -------------------------------------------------- */
@@ -498,7 +539,7 @@ name_cmp(const void *a, const void *b)
 static void
 test_goldens(void **state)
 {
-	char *names[256], errname[300], *want, *line, *save;
+	char *names[256], errname[300], *want;
 	size_t n = 0, nerr = 0;
 	struct dirent *de;
 	DIR *dir;
@@ -526,8 +567,6 @@ test_goldens(void **state)
 		struct cfg_diag d = { 0 };
 		struct cfg *cfg;
 		enum cfg_status st;
-		size_t k = 0;
-		bool same = true;
 
 		snprintf(errname, sizeof(errname), "%.*s.err",
 		    (int)(strlen(names[i]) - 5), names[i]);
@@ -536,15 +575,7 @@ test_goldens(void **state)
 		assert_null(cfg);
 		if (st != CFG_INVALID)
 			fail_msg("%s: status %s", names[i], cfg_strerror(st));
-		for (line = strtok_r(want, "\n", &save); line != NULL;
-		    line = strtok_r(NULL, "\n", &save), k++)
-			same &= k < d.count && strcmp(line, d.msgs[k]) == 0;
-		if (!same || k != d.count) {
-			print_message("%s: wanted the lines of %s, got:\n",
-			    names[i], errname);
-			print_diag(&d);
-			fail();
-		}
+		assert_lines(&d, want, names[i]);
 		free(want);
 		cfg_diag_clear(&d);
 		free(names[i]);
@@ -727,33 +758,677 @@ test_file_errors(void **state)
 	free(big);
 }
 
-/* --- the schema against conf/iotbridge.yaml ------------------------------- */
+/* --- drop-ins: merging ---------------------------------------------------- */
 
-static void
-test_shipped_is_defaults(void **state)
+static const char *const src_names[] = {
+	"main.yaml", "conf.d/1.yaml", "conf.d/2.yaml", "conf.d/3.yaml",
+	"conf.d/4.yaml", "conf.d/5.yaml",
+};
+
+static enum cfg_status
+merge(const char *const *texts, size_t n, unsigned flags, struct cfg **cfg,
+    struct cfg_diag *d)
+{
+	struct cfg_source src[6];
+
+	assert_true(n <= 6);
+	for (size_t i = 0; i < n; i++)
+		src[i] = (struct cfg_source){ src_names[i], texts[i],
+		    strlen(texts[i]) };
+	return cfg_load_sources(src, n, flags, cfg, d);
+}
+
+/* Merge texts, which must be valid. */
+static struct cfg *
+merge_ok(const char *const *texts, size_t n)
 {
 	struct cfg_diag d = { 0 };
-	struct cfg *shipped, *dflt;
-	char *a, *b;
+	struct cfg *cfg;
 
-	if (cfg_load_file(SHIPPED, &shipped, &d) != CFG_OK) {
+	if (merge(texts, n, CFG_LOAD_ORIGINS, &cfg, &d) != CFG_OK) {
 		print_diag(&d);
 		fail();
 	}
-	assert_int_equal(cfg_defaults(&dflt), CFG_OK);
-	a = describe(shipped);
-	b = describe(dflt);
+	assert_int_equal(cfg->nfiles, n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(cfg->files[i], src_names[i]);
+	return cfg;
+}
+
+/* Merge texts, which must be refused with exactly the lines of want. */
+static void
+merge_bad(const char *const *texts, size_t n, enum cfg_status st,
+    const char *want)
+{
+	struct cfg_diag d = { 0 };
+	struct cfg *cfg;
+
+	assert_int_equal(merge(texts, n, 0, &cfg, &d), st);
+	assert_null(cfg);
+	assert_lines(&d, want, "merge");
+	cfg_diag_clear(&d);
+}
+
+static void
+test_merge_rules(void **state)
+{
+	static const char *const files[] = {
+		("listeners: [{bind: 127.0.0.1:1883}, {bind: 127.0.0.1:1884}]\n"
+		"queue: {drop: newest, max_bytes: 128MiB}\n"
+		"bridge: [{topic: a, direction: out},"
+		" {topic: b, direction: in}]\n"
+		"log: {level: debug}\n"
+		"reconnect:\n"),
+		/* a list replaces, a value overrides, an empty section adds
+		 * nothing */
+		("listeners: [{bind: \"[::1]:1885\"}]\n"
+		"queue: {max_bytes: 256MiB}\n"
+		"log:\n"),
+		/* a list can be emptied; an empty section can be filled */
+		"bridge: []\nbroker: {max_sessions: 5}\nreconnect: {max: 1m}\n",
+		"",
+		"# only a comment\n",
+	};
+	/* The same, written as one file. */
+	static const char one[] =
+	    "listeners: [{bind: \"[::1]:1885\"}]\n"
+	    "queue: {drop: newest, max_bytes: 256MiB}\n"
+	    "broker: {max_sessions: 5}\n"
+	    "log: {level: debug}\n"
+	    "reconnect: {max: 1m}\n";
+	static const char *const aws[] = {
+		("aws:\n"
+		"  endpoint: a.iot.eu-west-1.amazonaws.com\n"
+		"  client_id: gw\n"
+		"  credentials: {source: profile}\n"),
+		("aws:\n"
+		"  endpoint: b.iot.us-east-1.amazonaws.com\n"
+		"  credentials: {profile: gw}\n"
+		"  limits: {publish_rate: 10}\n"),
+	};
+	struct cfg *cfg, *single;
+
+	cfg = merge_ok(files, 5);
+	assert_int_equal(cfg->nlisteners, 1);
+	assert_int_equal(cfg->listeners[0].bind.family, AF_INET6);
+	assert_int_equal(cfg->listeners[0].bind.port, 1885);
+	assert_int_equal(cfg->queue.drop, CFG_DROP_NEWEST);
+	assert_int_equal(cfg->queue.max_bytes, 256 << 20);
+	assert_int_equal(cfg->nbridge, 0);
+	assert_null(cfg->bridge);
+	assert_int_equal(cfg->log.level, CFG_LOG_DEBUG);
+	assert_int_equal(cfg->broker.max_sessions, 5);
+	assert_int_equal(cfg->reconnect.max_ms, 60000);
+	single = load_ok(one);
+	assert_same_config(cfg, single);
+	cfg_free(single);
+	cfg_free(cfg);
+
+	/* Nested sections merge key by key; the region follows the merged
+	 * endpoint, an aws section of a drop-in alone is an uplink. */
+	cfg = merge_ok(aws, 2);
+	assert_true(cfg->aws.present);
+	assert_string_equal(cfg->aws.endpoint.host,
+	    "b.iot.us-east-1.amazonaws.com");
+	assert_string_equal(cfg->aws.region, "us-east-1");
+	assert_string_equal(cfg->aws.client_id, "gw");
+	assert_int_equal(cfg->aws.credentials.source, CFG_CRED_PROFILE);
+	assert_string_equal(cfg->aws.credentials.profile, "gw");
+	assert_int_equal(cfg->aws.limits.publish_rate, 10);
+	cfg_free(cfg);
+	cfg = merge_ok((const char *const []){ "log: {level: info}\n",
+	    aws[0] }, 2);
+	assert_true(cfg->aws.present);
+	assert_string_equal(cfg->aws.region, "eu-west-1");
+	cfg_free(cfg);
+}
+
+static void
+test_merge_errors(void **state)
+{
+	/* Every file is checked alone: a value a later file overrides is
+	 * still an error, in its own file; messages go by file, then line. */
+	static const char *const overridden[] = {
+		"log: {level: info}\n\n\nqueue: {drop: sideways}\n",
+		"queue: {drop: oldest}\nlog: {level: loud}\n",
+		"queue: 5\n",
+		"queue: {drop: newest}\n",
+	};
+	/* The merged checks wait for every file to pass alone. */
+	static const char *const waiting[] = {
+		"aws: {endpoint: a.iot.eu-west-1.amazonaws.com}\n",
+		"log: {level: loud}\n",
+	};
+	static const char *const merged[] = {
+		("aws: {endpoint: a.iot.eu-west-1.amazonaws.com}\n"
+		"reconnect: {max: 30s}\n"),
+		"aws:\n  region: us-east-1\n",
+		"reconnect: {base: 1m}\n",
+	};
+
+	merge_bad(overridden, 4, CFG_INVALID,
+	    "main.yaml:4:15: queue.drop: \"sideways\" is not valid (expected "
+	    "oldest or newest)\n"
+	    "conf.d/1.yaml:2:14: log.level: \"loud\" is not valid (expected "
+	    "error, warning, notice, info or debug)\n"
+	    "conf.d/2.yaml:1:8: queue: got a single value (expected a "
+	    "mapping)\n");
+	merge_bad(waiting, 2, CFG_INVALID,
+	    "conf.d/1.yaml:1:14: log.level: \"loud\" is not valid (expected "
+	    "error, warning, notice, info or debug)\n");
+	merge_bad(waiting, 1, CFG_INVALID,
+	    "main.yaml:1:6: aws.client_id: missing (required in aws)\n");
+	/* A check over keys of several files names the file of the key it
+	 * reports on. */
+	merge_bad(merged, 3, CFG_INVALID,
+	    "main.yaml:1:6: aws.client_id: missing (required in aws)\n"
+	    "conf.d/1.yaml:2:11: aws.region: us-east-1 differs from the "
+	    "endpoint's eu-west-1 (expected eu-west-1, or no region)\n"
+	    "conf.d/2.yaml:1:19: reconnect.base: 1m is more than "
+	    "reconnect.max 30s (expected base <= max)\n");
+}
+
+static void
+test_merge_limits(void **state)
+{
+	struct cfg_source src[CFG_MAX_DROPINS + 2];
+	struct cfg_diag d = { 0 };
+	struct cfg *cfg;
+	char *big;
+
+	for (size_t i = 0; i < CFG_MAX_DROPINS + 2; i++)
+		src[i] = (struct cfg_source){ i ? "d.yaml" : "m.yaml",
+		    "log: {level: info}\n", 19 };
+	assert_int_equal(cfg_load_sources(src, CFG_MAX_DROPINS + 1, 0, &cfg,
+	    &d), CFG_OK);
+	assert_int_equal(cfg->nfiles, CFG_MAX_DROPINS + 1);
+	cfg_free(cfg);
+	assert_int_equal(cfg_load_sources(src, CFG_MAX_DROPINS + 2, 0, &cfg,
+	    &d), CFG_IO);
+	assert_null(cfg);
+	assert_int_equal(d.count, 1);
+	assert_string_equal(d.msgs[0], "m.yaml: 65 drop-in files (expected at "
+	    "most 64)");
+	cfg_diag_clear(&d);
+
+	/* Four files at the limit of one are the limit of all; one byte
+	 * more anywhere is too much. */
+	big = malloc(CFG_MAX_FILE + 1);
+	memset(big, '#', CFG_MAX_FILE + 1);
+	for (size_t i = 0; i < 4; i++)
+		src[i] = (struct cfg_source){ i ? "d.yaml" : "m.yaml", big,
+		    CFG_MAX_FILE };
+	assert_int_equal(cfg_load_sources(src, 4, 0, &cfg, &d), CFG_OK);
+	cfg_free(cfg);
+	src[4] = (struct cfg_source){ "e.yaml", "\n", 1 };
+	assert_int_equal(cfg_load_sources(src, 5, 0, &cfg, &d), CFG_IO);
+	assert_string_equal(d.msgs[0], "m.yaml: with its 4 drop-in files, more "
+	    "than 4MiB (expected at most 4MiB together)");
+	cfg_diag_clear(&d);
+	src[1].len = CFG_MAX_FILE + 1;
+	src[2] = (struct cfg_source){ "f.yaml", "log: {level: loud}\n", 19 };
+	assert_int_equal(cfg_load_sources(src, 3, 0, &cfg, &d), CFG_IO);
+	assert_int_equal(d.count, 2);
+	assert_string_equal(d.msgs[0], "d.yaml: file too large (expected at "
+	    "most 1MiB)");
+	assert_string_equal(d.msgs[1], "f.yaml:1:14: log.level: \"loud\" is "
+	    "not valid (expected error, warning, notice, info or debug)");
+	cfg_diag_clear(&d);
+	free(big);
+}
+
+/* --- drop-ins: files ----------------------------------------------------- */
+
+static void
+put(const char *dir, const char *name, const char *text)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* A scratch directory holding iotbridge.yaml and an empty conf.d. */
+static char *
+scratch(void)
+{
+	char *dir = strdup("/tmp/iotb-test-cfg-XXXXXX"), sub[4096];
+
+	assert_non_null(mkdtemp(dir));
+	put(dir, "iotbridge.yaml", "log: {level: info}\n");
+	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	return dir;
+}
+
+static void
+scratch_free(char *dir)
+{
+	char sub[4096];
+
+	/* What a test made unreadable can still be removed, but not read
+	 * through: give the directory back its rights first. */
+	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+	(void)chmod(sub, 0755);
+	assert_int_equal(nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	free(dir);
+}
+
+/* Load dir/iotbridge.yaml with its drop-ins, run from dir so that the
+ * messages name the files as the goldens do. */
+static enum cfg_status
+load_dir(const char *dir, unsigned flags, struct cfg **cfg,
+    struct cfg_diag *d)
+{
+	char cwd[4096];
+	enum cfg_status st;
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(dir), 0);
+	st = cfg_load("iotbridge.yaml", CFG_LOAD_DROPINS | flags, cfg, d);
+	assert_int_equal(chdir(cwd), 0);
+	return st;
+}
+
+/* dir must be refused with exactly the one message want. */
+static void
+load_dir_bad(const char *dir, enum cfg_status st, const char *want)
+{
+	struct cfg_diag d = { 0 };
+	struct cfg *cfg;
+
+	assert_int_equal(load_dir(dir, 0, &cfg, &d), st);
+	assert_null(cfg);
+	if (d.count != 1 || strcmp(d.msgs[0], want) != 0) {
+		print_message("wanted:\n  %s\ngot:\n", want);
+		print_diag(&d);
+		fail();
+	}
+	cfg_diag_clear(&d);
+}
+
+static int
+dir_cmp(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int
+not_dot(const struct dirent *de)
+{
+	return de->d_name[0] != '.';
+}
+
+/*
+ * Each directory NAME of tests/data/conf/merge holds an iotbridge.yaml and
+ * its conf.d, and either check.err, the exact messages of the refusal, or
+ * check-v.out, the exact output of iotbridged --check-config -v: the merged
+ * configuration with where each value came from.
+ */
+static void
+test_merge_goldens(void **state)
+{
+	struct dirent **names;
+	char dir[4096], path[4200], *want, *got, *line;
+	int n;
+
+	n = scandir(MERGE_DIR, &names, not_dot, dir_cmp);
+	assert_true(n >= 5);
+	for (int i = 0; i < n; i++) {
+		struct cfg_diag d = { 0 };
+		struct cfg *cfg = NULL;
+		enum cfg_status st;
+
+		snprintf(dir, sizeof(dir), "%s/%s", MERGE_DIR,
+		    names[i]->d_name);
+		st = load_dir(dir, CFG_LOAD_ORIGINS, &cfg, &d);
+		snprintf(path, sizeof(path), "%s/check.err", dir);
+		if (access(path, F_OK) == 0) {
+			want = slurp(path, NULL);
+			if (st != CFG_INVALID)
+				fail_msg("%s: %s", dir, cfg_strerror(st));
+			assert_lines(&d, want, path);
+			cfg_diag_clear(&d);
+		} else {
+			snprintf(path, sizeof(path), "%s/check-v.out", dir);
+			want = slurp(path, NULL);
+			if (st != CFG_OK) {
+				print_diag(&d);
+				fail_msg("%s: %s", dir, cfg_strerror(st));
+			}
+			got = cfg_describe_origins(cfg);
+			assert_non_null(got);
+			line = strchr(want, '\n');
+			assert_non_null(line);
+			assert_string_equal(line + 1, got);
+			free(got);
+			cfg_free(cfg);
+		}
+		free(want);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static void
+test_dropin_dir(void **state)
+{
+	char buf[64];
+
+	assert_true(cfg_dropin_dir("/etc/iotbridge/iotbridge.yaml", buf,
+	    sizeof(buf)));
+	assert_string_equal(buf, "/etc/iotbridge/conf.d");
+	assert_true(cfg_dropin_dir("iotbridge.yaml", buf, sizeof(buf)));
+	assert_string_equal(buf, "conf.d");
+	assert_true(cfg_dropin_dir("a/b.yaml", buf, sizeof(buf)));
+	assert_string_equal(buf, "a/conf.d");
+	assert_true(cfg_dropin_dir("/x.yaml", buf, sizeof(buf)));
+	assert_string_equal(buf, "/conf.d");
+	assert_false(cfg_dropin_dir("/etc/iotbridge/iotbridge.yaml", buf, 21));
+	assert_true(cfg_dropin_dir("/etc/iotbridge/iotbridge.yaml", buf, 22));
+}
+
+static void
+test_dropin_files(void **state)
+{
+	char *dir = scratch(), sub[4096], path[4200];
+	struct cfg_diag d = { 0 };
+	struct cfg *cfg;
+
+	/* An empty conf.d, a missing one, and drop-ins not asked for. */
+	assert_int_equal(load_dir(dir, 0, &cfg, &d), CFG_OK);
+	assert_int_equal(cfg->nfiles, 1);
+	assert_string_equal(cfg->files[0], "iotbridge.yaml");
+	cfg_free(cfg);
+	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(load_dir(dir, 0, &cfg, &d), CFG_OK);
+	cfg_free(cfg);
+	put(dir, "conf.d", "not a directory\n");
+	load_dir_bad(dir, CFG_IO, "conf.d: cannot open (Not a directory)");
+	assert_int_equal(unlink(sub), 0);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	put(sub, "10-bad.yaml", "log: {level: loud}\n");
+	snprintf(path, sizeof(path), "%s/iotbridge.yaml", dir);
+	assert_int_equal(cfg_load(path, 0, &cfg, &d), CFG_OK);
+	cfg_free(cfg);
+
+	/* A symbolic link to a file is read under its own name. */
+	snprintf(path, sizeof(path), "%s/elsewhere.yaml", dir);
+	put(dir, "elsewhere.yaml", "log: {level: debug}\n");
+	put(sub, "10-bad.yaml", "log: {level: warning}\n");
+	snprintf(path, sizeof(path), "%s/20-link.yaml", sub);
+	assert_int_equal(symlink("../elsewhere.yaml", path), 0);
+	assert_int_equal(load_dir(dir, CFG_LOAD_ORIGINS, &cfg, &d), CFG_OK);
+	assert_int_equal(cfg->log.level, CFG_LOG_DEBUG);
+	assert_int_equal(cfg->nfiles, 3);
+	assert_string_equal(cfg->files[2], "conf.d/20-link.yaml");
+	cfg_free(cfg);
+
+	/* What is not a regular file is refused before anything is read,
+	 * every one of them named. */
+	snprintf(path, sizeof(path), "%s/30-dir.yaml", sub);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/31-fifo.yaml", sub);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	snprintf(path, sizeof(path), "%s/32-dangling.yaml", sub);
+	assert_int_equal(symlink("nowhere.yaml", path), 0);
+	assert_int_equal(load_dir(dir, 0, &cfg, &d), CFG_IO);
+	assert_null(cfg);
+	assert_int_equal(d.count, 3);
+	assert_string_equal(d.msgs[0], "conf.d/30-dir.yaml: not a regular file "
+	    "(expected a file, or a symbolic link to one)");
+	assert_string_equal(d.msgs[1], "conf.d/31-fifo.yaml: not a regular "
+	    "file (expected a file, or a symbolic link to one)");
+	assert_string_equal(d.msgs[2], "conf.d/32-dangling.yaml: cannot open "
+	    "(No such file or directory)");
+	cfg_diag_clear(&d);
+	snprintf(path, sizeof(path), "%s/30-dir.yaml", sub);
+	assert_int_equal(rmdir(path), 0);
+	snprintf(path, sizeof(path), "%s/31-fifo.yaml", sub);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/32-dangling.yaml", sub);
+	assert_int_equal(unlink(path), 0);
+
+	/* A file that cannot be read is named, and the others still checked:
+	 * /proc/self/mem is a regular file whose first page is unmapped. */
+	snprintf(path, sizeof(path), "%s/40-mem.yaml", sub);
+	assert_int_equal(symlink("/proc/self/mem", path), 0);
+	put(sub, "50-bad.yaml", "log: {level: loud}\n");
+	assert_int_equal(load_dir(dir, 0, &cfg, &d), CFG_IO);
+	assert_int_equal(d.count, 2);
+	assert_string_equal(d.msgs[0], "conf.d/40-mem.yaml: cannot read "
+	    "(Input/output error)");
+	assert_string_equal(d.msgs[1], "conf.d/50-bad.yaml:1:14: log.level: "
+	    "\"loud\" is not valid (expected error, warning, notice, info or "
+	    "debug)");
+	cfg_diag_clear(&d);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/50-bad.yaml", sub);
+	assert_int_equal(unlink(path), 0);
+
+	/* Permissions: only without root's rights to read anything. */
+	if (geteuid() != 0) {
+		snprintf(path, sizeof(path), "%s/60-secret.yaml", sub);
+		put(sub, "60-secret.yaml", "log: {level: info}\n");
+		assert_int_equal(chmod(path, 0), 0);
+		load_dir_bad(dir, CFG_IO, "conf.d/60-secret.yaml: cannot open "
+		    "(Permission denied)");
+		assert_int_equal(unlink(path), 0);
+		assert_int_equal(chmod(sub, 0300), 0);
+		load_dir_bad(dir, CFG_IO, "conf.d: cannot open (Permission "
+		    "denied)");
+		assert_int_equal(chmod(sub, 0755), 0);
+	}
+
+	/* A name that would forge a line of a message. */
+	put(sub, "70-a\nconf.d: fine.yaml", "log: {level: info}\n");
+	load_dir_bad(dir, CFG_IO, "conf.d: file name \"70-a\\x0Aconf.d: "
+	    "fine.yaml\" has a control character (expected a printable name)");
+	scratch_free(dir);
+}
+
+static void
+test_dropin_limits(void **state)
+{
+	char *dir = scratch(), sub[4096], name[64], *big;
+	struct cfg_diag d = { 0 };
+	struct cfg *cfg;
+
+	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+	for (int i = 0; i < CFG_MAX_DROPINS; i++) {
+		snprintf(name, sizeof(name), "%02d.yaml", i);
+		put(sub, name, "broker: {max_sessions: 7}\n");
+	}
+	assert_int_equal(load_dir(dir, 0, &cfg, &d), CFG_OK);
+	assert_int_equal(cfg->nfiles, CFG_MAX_DROPINS + 1);
+	assert_int_equal(cfg->broker.max_sessions, 7);
+	cfg_free(cfg);
+	/* Ignored names do not count. */
+	put(sub, "99.yaml~", "x\n");
+	put(sub, ".99.yaml", "x\n");
+	assert_int_equal(load_dir(dir, 0, &cfg, &d), CFG_OK);
+	cfg_free(cfg);
+	put(sub, "99.yaml", "broker: {max_sessions: 8}\n");
+	load_dir_bad(dir, CFG_IO, "conf.d: 65 drop-in files (expected at most "
+	    "64)");
+	scratch_free(dir);
+
+	/* The sizes are added up before any file is read. */
+	dir = scratch();
+	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+	big = malloc(CFG_MAX_FILE + 1);
+	memset(big, '#', CFG_MAX_FILE);
+	big[CFG_MAX_FILE] = '\0';
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "%d.yaml", i);
+		put(sub, name, big);
+	}
+	assert_int_equal(load_dir(dir, 0, &cfg, &d), CFG_OK);
+	cfg_free(cfg);
+	put(sub, "3.yaml", big);
+	load_dir_bad(dir, CFG_IO, "conf.d: 4 drop-in files, with the main file "
+	    "more than 4MiB (expected at most 4MiB together)");
+	free(big);
+	scratch_free(dir);
+}
+
+/* --- where values came from ----------------------------------------------- */
+
+struct origin_want {
+	const char	*path, *file;
+	unsigned	 line;
+	int		 seen;
+};
+
+static void
+origin_key(const struct cfg_key *key, const char *value, void *arg)
+{
+	struct origin_want *w = arg;
+
+	for (; w->path != NULL; w++) {
+		if (strcmp(w->path, key->path) != 0)
+			continue;
+		w->seen++;
+		if (w->file == NULL) {
+			assert_null(key->file);
+			assert_int_equal(key->line, 0);
+		} else {
+			assert_non_null(key->file);
+			assert_string_equal(key->file, w->file);
+			assert_int_equal(key->line, w->line);
+		}
+		return;
+	}
+	/* Everything else is a default, or derived. */
+	assert_null(key->file);
+}
+
+/* The line of text that starts with start says "# want" at its end. */
+static void
+assert_origin(const char *text, const char *start, const char *want)
+{
+	const char *line = strstr(text, start), *end, *hash;
+
+	if (line == NULL)
+		fail_msg("no line %s", start);
+	end = strchr(line + 1, '\n');
+	hash = strstr(line, "  # ");
+	if (hash == NULL || hash > end || (size_t)(end - hash - 4) !=
+	    strlen(want) || memcmp(hash + 4, want, strlen(want)) != 0)
+		fail_msg("%s: wanted # %s, got %.*s", start, want,
+		    (int)(end - line), line);
+}
+
+static void
+test_origins(void **state)
+{
+	static const char *const files[] = {
+		("queue:\n  drop: newest\n  max_bytes: 128MiB\n"
+		"bridge:\n  - topic: a/#\n    direction: out\n"),
+		("\n\nqueue:\n  max_bytes: 256MiB\n"
+		"aws:\n  endpoint: a.iot.eu-west-1.amazonaws.com\n"
+		"  client_id: gw\n"),
+	};
+	struct origin_want want[] = {
+		{ "queue.drop", "main.yaml", 2, 0 },
+		{ "queue.max_bytes", "conf.d/1.yaml", 4, 0 },
+		{ "bridge[0].topic", "main.yaml", 5, 0 },
+		{ "bridge[0].direction", "main.yaml", 6, 0 },
+		{ "bridge[0].qos", NULL, 0, 0 },
+		{ "aws.endpoint", "conf.d/1.yaml", 6, 0 },
+		{ "aws.client_id", "conf.d/1.yaml", 7, 0 },
+		{ "aws.region", NULL, 0, 0 },
+		{ "queue.dir", NULL, 0, 0 },
+		{ NULL, NULL, 0, 0 },
+	};
+	struct cfg_diag d = { 0 };
+	struct cfg *cfg, *again;
+	char *a, *b;
+
+	cfg = merge_ok(files, 2);
+	cfg_walk(cfg, origin_key, want);
+	for (size_t i = 0; want[i].path != NULL; i++)
+		if (want[i].seen != 1)
+			fail_msg("%s walked %d times", want[i].path,
+			    want[i].seen);
+	a = cfg_describe_origins(cfg);
+	assert_non_null(a);
+	assert_origin(a, "\nbridge:", "main.yaml:4");
+	assert_origin(a, "\n  - topic:", "main.yaml:5");
+	assert_origin(a, "\n  region: eu-west-1", "derived");
+	assert_origin(a, "\n  max_bytes: 256MiB", "conf.d/1.yaml:4");
+	assert_origin(a, "\n  drop: newest", "main.yaml:2");
+	assert_origin(a, "\n    qos: 1", "default");
+	/* The annotated text loads back to the same config. */
+	again = load_ok(a);
+	assert_same_config(cfg, again);
+	free(a);
+	cfg_free(again);
+	cfg_free(cfg);
+
+	/* Not asked for: no record, and no comments. */
+	assert_int_equal(merge(files, 2, 0, &cfg, &d), CFG_OK);
+	assert_null(cfg->origins);
+	a = cfg_describe_origins(cfg);
+	b = describe(cfg);
 	assert_string_equal(a, b);
 	free(a);
 	free(b);
-	cfg_free(shipped);
+	cfg_free(cfg);
+
+	/* The defaults come from no file: every value says so. */
+	assert_int_equal(cfg_defaults(&cfg), CFG_OK);
+	a = cfg_describe_origins(cfg);
+	assert_non_null(strstr(a, "#   (none)\nlisteners: "));
+	assert_origin(a, "\nlisteners:", "default");
+	assert_origin(a, "\n  - bind: 127.0.0.1:1883", "default");
+	for (char *p = strstr(a, "\nlisteners:"); p != NULL;
+	    p = strchr(p + 1, '\n'))
+		if (p[1] != '\0' && strchr(p + 1, ':') < strchr(p + 1, '\n') &&
+		    strstr(p + 1, "# default") == NULL)
+			fail_msg("no origin on: %.40s", p + 1);
+	free(a);
+	cfg_free(cfg);
+}
+
+/* --- the schema against conf/iotbridge.reference.yaml --------------------- */
+
+/* The reference as it stands is exactly the defaults, and so is the small
+ * conffile: a local broker on 127.0.0.1:1883, no aws section. */
+static void
+test_shipped_is_defaults(void **state)
+{
+	static const char *const files[] = { REFERENCE, SHIPPED };
+	struct cfg_diag d = { 0 };
+	struct cfg *shipped, *dflt;
+
+	assert_int_equal(cfg_defaults(&dflt), CFG_OK);
+	for (size_t i = 0; i < 2; i++) {
+		if (cfg_load_file(files[i], &shipped, &d) != CFG_OK) {
+			print_diag(&d);
+			fail();
+		}
+		assert_false(shipped->aws.present);
+		assert_same_config(shipped, dflt);
+		cfg_free(shipped);
+	}
 	cfg_free(dflt);
 }
 
 /*
- * The shipped file's convention: "#key: value" and "#- key: value", the '#'
- * right before the key at the key's indentation, are options; "# text" is
- * prose. Uncommenting is deleting that '#'.
+ * The convention of both shipped files: "#key: value" and "#- key: value",
+ * the '#' right before the key at the key's indentation, are options; "# text"
+ * is prose. Uncommenting is deleting that '#'.
  */
 static char *
 uncomment(const char *text)
@@ -856,11 +1531,11 @@ shipped_key(const struct cfg_key *key, const char *value, void *arg)
 		    strrchr(key->path, '.') + 1);
 		if (strstr(c->text, needle) == NULL)
 			fail_msg("%s is not mentioned in %s", key->path,
-			    SHIPPED);
+			    REFERENCE);
 		return;
 	}
 	if (!pathset_has(c->present, key->path))
-		fail_msg("%s is not in %s", key->path, SHIPPED);
+		fail_msg("%s is not in %s", key->path, REFERENCE);
 }
 
 static void
@@ -870,7 +1545,7 @@ uncommented_is_default(const struct cfg_key *key, const char *value,
 	if (key->dflt == NULL)
 		return;
 	if (value == NULL || strcmp(value, key->dflt) != 0)
-		fail_msg("%s: the shipped file says %s, the default is %s",
+		fail_msg("%s: the reference says %s, the default is %s",
 		    key->path, value ? value : "(unset)", key->dflt);
 }
 
@@ -886,7 +1561,7 @@ test_shipped_uncommented(void **state)
 	char *text, *all;
 	size_t len;
 
-	text = slurp(SHIPPED, &len);
+	text = slurp(REFERENCE, &len);
 	all = uncomment(text);
 	assert_true(strlen(all) < len - 50);	/* it did uncomment */
 	if (cfg_load_mem("uncommented.yaml", all, strlen(all), &cfg, &d) !=
@@ -914,6 +1589,38 @@ test_shipped_uncommented(void **state)
 	yaml_parser_delete(&parser);
 	for (size_t i = 0; i < present.n; i++)
 		free(present.paths[i]);
+	free(all);
+	free(text);
+}
+
+/* The small conffile: what it leaves commented out is what getting-started
+ * tells the operator to fill in, and is valid once uncommented. */
+static void
+test_conffile_uncommented(void **state)
+{
+	struct cfg_diag d = { 0 };
+	struct cfg *cfg;
+	char *text, *all;
+	size_t len;
+
+	text = slurp(SHIPPED, &len);
+	assert_true(len < 4096);
+	all = uncomment(text);
+	if (cfg_load_mem("uncommented.yaml", all, strlen(all), &cfg, &d) !=
+	    CFG_OK) {
+		print_diag(&d);
+		fail();
+	}
+	assert_int_equal(cfg->nlisteners, 1);
+	assert_false(cfg->listeners[0].auth.anonymous);
+	assert_non_null(cfg->listeners[0].auth.password_file);
+	assert_non_null(cfg->listeners[0].auth.acl_file);
+	assert_true(cfg->aws.present);
+	assert_non_null(cfg->aws.endpoint.host);
+	assert_non_null(cfg->aws.client_id);
+	assert_int_equal(cfg->aws.credentials.source, CFG_CRED_PROFILE);
+	assert_int_equal(cfg->nbridge, 2);
+	cfg_free(cfg);
 	free(all);
 	free(text);
 }
@@ -1120,8 +1827,17 @@ main(void)
 		cmocka_unit_test(test_describe_roundtrip),
 		cmocka_unit_test(test_many_errors),
 		cmocka_unit_test(test_file_errors),
+		cmocka_unit_test(test_merge_rules),
+		cmocka_unit_test(test_merge_errors),
+		cmocka_unit_test(test_merge_limits),
+		cmocka_unit_test(test_merge_goldens),
+		cmocka_unit_test(test_dropin_dir),
+		cmocka_unit_test(test_dropin_files),
+		cmocka_unit_test(test_dropin_limits),
+		cmocka_unit_test(test_origins),
 		cmocka_unit_test(test_shipped_is_defaults),
 		cmocka_unit_test(test_shipped_uncommented),
+		cmocka_unit_test(test_conffile_uncommented),
 		cmocka_unit_test(test_docs),
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_proxy_env),
