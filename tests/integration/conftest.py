@@ -166,6 +166,9 @@ class Daemon:
 
 
 def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "faketime: runs the daemon under libfaketime (tests/run-all "
+        "runs these on Debian 13's gcc build too: they skip under its ASan)")
     # paho-mqtt 2.x warns at each client using 1.x's callback API, which is
     # what pahocompat asks for on purpose
     from pahocompat import DEPRECATION

@@ -16,7 +16,7 @@ import pytest
 
 from pahocompat import client as paho_client
 from bridgeenv import CERTDIR, FakeAws, write_config
-from conftest import TIMEOUT, run, tls_versions
+from conftest import IOTBRIDGED, TIMEOUT, run, tls_versions
 
 
 def pub(port, topic, payload, qos=1):
@@ -466,19 +466,36 @@ def test_untrusted_certificate_never_connects(fake, tmp_path,
 
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+FAKETIME_ENV = {"LD_PRELOAD": FAKETIME, "FAKETIME": "@1970-01-02 00:00:00",
+                "DONT_FAKE_MONOTONIC": "1"}
 
 
+def faketime_hangs():
+    """Debian 13's libfaketime deadlocks a program built with clang's ASan
+    (statically linked runtime) before main; gcc builds, and Debian 12's
+    clang, are fine."""
+    try:
+        run([IOTBRIDGED, "--version"], env=dict(os.environ, **FAKETIME_ENV),
+            timeout=5)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+@pytest.mark.faketime
 @pytest.mark.skipif(not os.path.exists(FAKETIME), reason="libfaketime missing")
 def test_pi_booted_in_1970_gets_online(fake, tmp_path, daemon_factory):
     """No RTC: the clock says 1970. TLS must not stop at "not valid yet"
     (the certificate predates this build), and the first 403's Date sets
     the signing clock."""
+    if faketime_hangs():
+        pytest.skip("libfaketime deadlocks this build (clang's ASan on "
+                    "Debian 13): tests/run-all runs this test on its gcc "
+                    "build there")
     aws = fake()
     cfg, port = write_config(tmp_path, aws)
     up = aws.subscribe_upstream("gw/#")
-    d = daemon_factory(cfg, env={
-        "LD_PRELOAD": FAKETIME, "FAKETIME": "@1970-01-02 00:00:00",
-        "DONT_FAKE_MONOTONIC": "1"})
+    d = daemon_factory(cfg, env=FAKETIME_ENV)
     d.wait_log(r"local clock is earlier than this build")
     d.wait_log(r"uplink: online", timeout=15)
     assert [u["status"] for u in aws.events(type="upgrade")] == [403, 101]
