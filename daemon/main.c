@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "iotb_build.h"
+#include "base/mbedcompat.h"
 #include "config/cfg.h"
 #include "daemon/bridge.h"
 #include "daemon/broker.h"
@@ -378,7 +379,8 @@ main(int argc, char *argv[])
 			d.verbose++;
 			break;
 		case 'V':
-			printf("iotbridged %s\n", IOTB_VERSION);
+			printf("iotbridged %s (%s)\n", IOTB_VERSION,
+			    tls_library());
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -394,6 +396,14 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+
+	/* mbedTLS 3.6 does TLS 1.3 through PSA crypto: once, before any use */
+	if ((ch = mbedcompat_crypto_init()) != 0) {
+		fprintf(stderr, "iotbridged: cannot initialise mbedTLS's PSA "
+		    "crypto (status %d)\n", ch);
+		return 1;
+	}
+	(void)atexit(mbedcompat_crypto_free);
 
 	if (check_only) {
 		if ((d.cfg = config_load(d.cfg_path, d.verbose > 0 ?
@@ -430,7 +440,7 @@ main(int argc, char *argv[])
 		exit(EX_CONFIG);
 	}
 	log_setlevel(effective_level(&d));
-	log_info("iotbridged %s starting", IOTB_VERSION);
+	log_info("iotbridged %s starting (%s)", IOTB_VERSION, tls_library());
 	d.started = time(NULL);
 	daemon_log_config(&d);
 	if (d.ev_watchdog != NULL)

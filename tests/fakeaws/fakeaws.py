@@ -1117,7 +1117,8 @@ class Conn:
             return False
         self.emit("tls", ok=True, sni=self.tls.obj.fakeaws_sni,
                   version=self.tls.obj.version(),
-                  cipher=self.tls.obj.cipher()[0])
+                  cipher=self.tls.obj.cipher()[0],
+                  resumed=self.tls.obj.session_reused)
         return True
 
     async def _recv(self):
@@ -1864,6 +1865,8 @@ class Server:
         ca, crt, key = ensure_certs(certdir, names, a.key_type)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if a.tls_max == "1.2":
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         ctx.options |= ssl.OP_NO_RENEGOTIATION
         ctx.load_cert_chain(crt, key)
         ctx.sni_callback = self._sni
@@ -1937,6 +1940,9 @@ def parse_args(argv=None):
     ap.add_argument("--publish-rate", type=int, default=DEFAULT_PUBLISH_RATE,
                     metavar="N", help="PUBLISHes per second per connection "
                                       "(0: unlimited)")
+    ap.add_argument("--tls-max", choices=("1.2", "1.3"), default="1.3",
+                    help="the highest TLS version offered (AWS IoT Core "
+                         "takes 1.3; 1.2 plays an older endpoint)")
     ap.add_argument("--no-limits", action="store_true",
                     help="do not enforce AWS IoT Core's rules")
     ap.add_argument("--frame-split", type=int, metavar="N",

@@ -30,6 +30,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from pahocompat import client as paho_client
 
 HERE = pathlib.Path(__file__).resolve().parent
 FAKEAWS = HERE / "fakeaws.py"
@@ -87,7 +88,7 @@ class UpstreamClient:
         self.messages = []
         self.cond = threading.Condition()
         self.acks = {}
-        self.c = mqtt.Client(client_id=client_id or "", clean_session=True,
+        self.c = paho_client(client_id=client_id or "", clean_session=True,
                              protocol=mqtt.MQTTv311)
         self.c.on_message = self._on_message
         self.c.on_subscribe = self._on_subscribe
@@ -166,7 +167,8 @@ class FakeAws:
     def __init__(self, tmpdir, credentials=None, *, region="us-east-1",
                  hostnames=(), certdir=None, key_type="rsa", clock_offset=0,
                  max_age=None, publish_rate=None, limits=True,
-                 frame_split=None, fragment=False, timeout=TIMEOUT):
+                 frame_split=None, fragment=False, tls_max=None,
+                 timeout=TIMEOUT):
         self.dir = pathlib.Path(tmpdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.credentials = list(credentials if credentials is not None
@@ -196,6 +198,8 @@ class FakeAws:
             self.args += ["--frame-split", str(frame_split)]
         if fragment:
             self.args.append("--fragment")
+        if tls_max is not None:
+            self.args += ["--tls-max", tls_max]
         self.proc = self.mosquitto = None
         self.port = self.control_port = self.upstream_port = None
         self.ca_file = None

@@ -14,7 +14,9 @@ TS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z iotbridged\[\d+\]: "
 def test_version():
     r = run([IOTBRIDGED, "--version"])
     assert r.returncode == 0
-    assert re.fullmatch(r"iotbridged \d+\.\d+\.\d+\n", r.stdout)
+    assert re.fullmatch(r"iotbridged \d+\.\d+\.\d+ "
+                        r"\(mbedTLS (2\.28|3\.\d+)\.\d+, TLS 1\.2( and 1\.3)?\)\n",
+                        r.stdout), r.stdout
 
 
 def test_help_lists_every_option():

@@ -12,6 +12,7 @@ import urllib.request
 import paho.mqtt.client as mqtt
 import pytest
 
+from pahocompat import client as paho_client
 from conftest import TIMEOUT, free_port
 from test_07_control import exchange
 from test_07_control import write_config as control_config
@@ -138,7 +139,7 @@ def test_scrape_format(setup):
 
 def test_counters_move(setup):
     before = parse(scrape(setup.url)[1])
-    c = mqtt.Client(client_id="c08-metrics", protocol=mqtt.MQTTv311)
+    c = paho_client(client_id="c08-metrics", protocol=mqtt.MQTTv311)
     c.connect("127.0.0.1", setup.port, 30)
     c.loop_start()
     try:

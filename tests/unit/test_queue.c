@@ -803,6 +803,10 @@ test_disk_full(void **state)
 	assert_int_equal(drain(e, ids, 16), 6);
 	for (i = 0; i < 6; i++)
 		assert_int_equal(ids[i], i + 1);
+	/* f lives on this stack: the queue must not write through it later
+	 * (teardown's close) */
+	queue_close(e->q);
+	e->q = NULL;
 }
 
 /* Per-message state lives on disk: RAM is the same for 10 and 50,000. */
