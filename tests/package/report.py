@@ -6,6 +6,7 @@ A report is {"results": [{"group", "name", "ok", "detail"}], "timings":
 per container run in its results directory as package-*.json."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -92,6 +93,18 @@ def run(args, timeout, **kw):
                                            f"\ntimed out after {timeout}s")
     return subprocess.CompletedProcess(args, p.returncode, out or "",
                                        err or "")
+
+
+def named_documents(text):
+    """The documents under /usr/share/doc/iotbridge that a man page or a
+    configuration file sends the reader to, relative to that directory:
+    paths given in full, and bare names such as auth.md.gz (roff comments
+    and escapes left out)."""
+    text = "\n".join(line for line in text.splitlines()
+                     if not line.startswith('.\\"')).replace("\\-", "-")
+    full = set(re.findall(r"/usr/share/doc/iotbridge/([\w./-]*\w)", text))
+    bare = set(re.findall(r"(?<![\w/.-])([\w-]+\.md(?:\.gz)?)\b", text))
+    return full | bare
 
 
 def tail(text, n=25):
