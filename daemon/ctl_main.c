@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "iotb_build.h"
+#include "base/mbedcompat.h"
 #include "config/cfg.h"
 #include "daemon/ctl.h"
 
@@ -116,6 +117,13 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
+	/* mbedTLS 3.6's PSA crypto: once, before any use (passwd hashes) */
+	if ((ch = mbedcompat_crypto_init()) != 0) {
+		fprintf(stderr, "iotbridgectl: cannot initialise mbedTLS's PSA "
+		    "crypto (status %d)\n", ch);
+		return 1;
+	}
+	(void)atexit(mbedcompat_crypto_free);
 	if ((cmd = argc > 0 ? argv[0] : NULL) == NULL) {
 		usage(stderr);
 		return 2;

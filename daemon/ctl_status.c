@@ -101,7 +101,7 @@ ctl_connect(const char *path)
 	case EPERM:
 		fprintf(stderr, "iotbridgectl: cannot reach iotbridged at %s: "
 		    "permission denied — run as root or as a member of group "
-		    "iotbridge\n", path);
+		    "iotbridgectl\n", path);
 		break;
 	default:
 		fprintf(stderr, "iotbridgectl: cannot reach iotbridged at %s: "

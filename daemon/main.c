@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "iotb_build.h"
+#include "base/mbedcompat.h"
 #include "config/cfg.h"
 #include "daemon/aws/bridge.h"
 #include "daemon/broker.h"
@@ -47,6 +49,7 @@ struct daemon {
 	int			 verbose;	/* number of -v given */
 	time_t			 started;
 	unsigned		 reloads;
+	bool			 reload_failed;	/* until a reload succeeds */
 };
 
 static void
@@ -65,6 +68,9 @@ usage(FILE *f)
 	    "  -v, --verbose       one more level of logging than log.level (repeatable)\n"
 	    "  -V, --version       print the version and exit\n"
 	    "  -h, --help          print this help and exit\n"
+	    "\n"
+	    "Exit status: 0 stopped; 78 invalid configuration at start; 1 other\n"
+	    "start-up failures; 2 bad command line.\n"
 	    "\n"
 	    "Signals: SIGHUP reloads the configuration (an invalid one is refused and\n"
 	    "the running one kept), SIGTERM and SIGINT stop.\n",
@@ -106,7 +112,12 @@ effective_level(const struct daemon *d)
 	return level > LOG_L_DEBUG ? LOG_L_DEBUG : (enum log_level)level;
 }
 
-/* One line for STATUS= and the log: what the daemon is doing right now. */
+/*
+ * One line for STATUS= and the log: what the daemon is doing right now. A
+ * refused reload stays in it until a reload succeeds: the operator who runs
+ * systemctl status a minute later must still see that the file on disk is
+ * not what runs.
+ */
 static void
 daemon_status(const struct daemon *d, char *buf, size_t cap)
 {
@@ -114,7 +125,9 @@ daemon_status(const struct daemon *d, char *buf, size_t cap)
 
 	broker_summary(d->broker, broker, sizeof(broker));
 	bridge_summary(d->bridge, bridge, sizeof(bridge));
-	snprintf(buf, cap, "running: %s; %s", broker, bridge);
+	snprintf(buf, cap, "running: %s; %s%s", broker, bridge,
+	    d->reload_failed ? " (last reload failed: invalid configuration)" :
+	    "");
 }
 
 /* Keys in a file others can read are no secret: say so, every start. */
@@ -170,18 +183,18 @@ static int
 daemon_reload(struct daemon *d, struct cfg_diag *errors)
 {
 	struct cfg *next;
-	char status[320];
+	char status[sizeof(d->last_status)];
 	int rc = 0;
 
 	notify_reloading();
 	log_info("reloading config file=%s", d->cfg_path);
 	if ((next = config_load(d->cfg_path, 0, false, errors)) == NULL) {
 		log_warnx("reload failed, keeping the running configuration");
+		d->reload_failed = true;
 		daemon_status(d, status, sizeof(status));
 		/* one datagram, so READY=1 never arrives without the warning */
-		strncat(status, " (last reload failed: invalid configuration)",
-		    sizeof(status) - strlen(status) - 1);
 		notify_ready(status);
+		memcpy(d->last_status, status, sizeof(d->last_status));
 		return -1;
 	}
 	if (broker_reload(d->broker, next) == -1) {
@@ -194,6 +207,7 @@ daemon_reload(struct daemon *d, struct cfg_diag *errors)
 	cfg_free(d->cfg);
 	d->cfg = next;
 	d->reloads++;
+	d->reload_failed = false;
 	log_setlevel(effective_level(d));
 	if (d->control != NULL)
 		control_reload(d->control, d->cfg->control.socket);
@@ -203,6 +217,7 @@ daemon_reload(struct daemon *d, struct cfg_diag *errors)
 	daemon_log_config(d);
 	daemon_status(d, status, sizeof(status));
 	notify_ready(status);
+	memcpy(d->last_status, status, sizeof(d->last_status));
 	return rc;
 }
 
@@ -364,7 +379,8 @@ main(int argc, char *argv[])
 			d.verbose++;
 			break;
 		case 'V':
-			printf("iotbridged %s\n", IOTB_VERSION);
+			printf("iotbridged %s (%s)\n", IOTB_VERSION,
+			    tls_library());
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -380,6 +396,14 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+
+	/* mbedTLS 3.6 does TLS 1.3 through PSA crypto: once, before any use */
+	if ((ch = mbedcompat_crypto_init()) != 0) {
+		fprintf(stderr, "iotbridged: cannot initialise mbedTLS's PSA "
+		    "crypto (status %d)\n", ch);
+		return 1;
+	}
+	(void)atexit(mbedcompat_crypto_free);
 
 	if (check_only) {
 		if ((d.cfg = config_load(d.cfg_path, d.verbose > 0 ?
@@ -405,11 +429,18 @@ main(int argc, char *argv[])
 	/* Signals first: a SIGHUP or SIGTERM sent while we start up is queued
 	 * for the loop instead of killing the process with the default action. */
 	daemon_setup(&d);
-	if ((d.cfg = config_load(d.cfg_path, 0, false, NULL)) == NULL)
-		fatalx("invalid configuration file=%s, not starting",
+	if ((d.cfg = config_load(d.cfg_path, 0, false, NULL)) == NULL) {
+		/* EX_CONFIG: the unit's RestartPreventExitStatus= stops here,
+		 * since restarting cannot fix the file; other start-up failures
+		 * (exit 1) are retried */
+		log_msg(LOG_L_ERR, "invalid configuration file=%s, not starting",
 		    d.cfg_path);
+		notify_status("invalid configuration file=%s, not starting (see "
+		    "the log)", d.cfg_path);
+		exit(EX_CONFIG);
+	}
 	log_setlevel(effective_level(&d));
-	log_info("iotbridged %s starting", IOTB_VERSION);
+	log_info("iotbridged %s starting (%s)", IOTB_VERSION, tls_library());
 	d.started = time(NULL);
 	daemon_log_config(&d);
 	if (d.ev_watchdog != NULL)

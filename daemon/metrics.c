@@ -229,15 +229,18 @@ metrics_request(void *arg, struct evbuffer *in, bool full, bool eof,
 	if (!buf_view_eq(req.path, buf_cstr(METRICS_PATH)))
 		return respond_text(out, "404 Not Found", "", "not found; the "
 		    "metrics are at " METRICS_PATH "\n", head);
-	if (!httpreq_method_is(&req, "GET"))
+	/* HEAD is GET without the body (RFC 9110 9.3.2): monitoring checks
+	 * and load balancers probe with it */
+	if (!head && !httpreq_method_is(&req, "GET"))
 		return respond_text(out, "405 Method Not Allowed",
-		    "Allow: GET\r\n", "only GET\n", head);
+		    "Allow: GET, HEAD\r\n", "only GET and HEAD\n", false);
 	if ((body = evbuffer_new()) == NULL)
 		return ONESHOT_CLOSE;
 	render(m, body);
 	respond_head(out, "200 OK", "", CONTENT_TYPE,
 	    evbuffer_get_length(body));
-	evbuffer_add_buffer(out, body);
+	if (!head)
+		evbuffer_add_buffer(out, body);
 	evbuffer_free(body);
 	return ONESHOT_ANSWER;
 }

@@ -8,7 +8,9 @@
  * between the socket bufferevent and the filter's callbacks on it, which lets
  * us turn an EOF during the handshake into an error, swallow duplicates, and
  * find our connection from the bufferevent the user holds. Also here: the
- * server and client contexts and the process's one DRBG.
+ * server and client contexts and the process's one DRBG. Works with mbedTLS
+ * 2.28 (TLS 1.2) and 3.6 (TLS 1.2 and 1.3); base/mbedcompat.h bridges the
+ * two, so nothing here reads a field of mbedTLS's structures that 3.x hides.
  */
 #include "daemon/tls.h"
 
@@ -33,15 +35,21 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_cache.h>
 #include <mbedtls/ssl_ticket.h>
+#include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 
 #include "iotb_build.h"
+#include "base/mbedcompat.h"
 #include "daemon/log.h"
 
 #define TLS_RECORD_MAX		16384	/* plaintext bytes per record */
 #define TLS_TICKET_LIFETIME	86400	/* s; ticket keys rotate this often */
 #define TLS_DEBUG_THRESHOLD	1	/* mbedTLS's errors; higher levels dump
 					   key material and records */
+/* How mbedTLS's debug output names the fatal alert a peer sent (2.28 and
+ * 3.6 alike, after a "0xADDRESS: " prefix in threaded builds); there is no
+ * accessor for it. */
+#define TLS_ALERT_DEBUG_MSG	"is a fatal alert message (msg "
 
 struct tls_server_ctx {
 	int			 refs;
@@ -56,11 +64,13 @@ struct tls_server_ctx {
 struct tls_client_ctx {
 	int			 refs;
 	mbedtls_ssl_config	 conf;
+	mbedtls_ssl_config	 conf12;	/* TLS 1.2 only, for tls12_host */
 	mbedtls_x509_crt	 ca;
 	mbedtls_x509_crt	 cert;
 	mbedtls_pk_context	 key;
 	mbedtls_ssl_session	 session;	/* the last one established */
 	char			*session_host;	/* its host; NULL: none */
+	char			*tls12_host;	/* offered TLS 1.2 only; NULL */
 };
 
 struct tls_conn {
@@ -81,10 +91,14 @@ struct tls_conn {
 	bool			 verified;	/* a peer chain was checked */
 	bool			 resumed;
 	bool			 closing;	/* tls_close() owns it */
+	int			 alert;		/* fatal alert received; -1: none */
 	LIST_ENTRY(tls_conn)	 entry;		/* on tls_lingering */
 	char			 err[256];
 };
 
+/* The connection mbedTLS is working for right now: tls_debug() is told
+ * only the config, and the engine runs for one connection at a time. */
+static struct tls_conn *tls_current;
 static mbedtls_entropy_context tls_entropy;
 static mbedtls_ctr_drbg_context tls_drbg;
 static bool tls_drbg_ready;
@@ -164,29 +178,40 @@ tls_random(void *buf, size_t len)
 	return 0;
 }
 
-/* Peer-influenced text (names from certificates) can reach these lines. */
+/*
+ * mbedTLS's errors (level 1: rare, WANT_READ is never reported), always on:
+ * the alert a peer sent is only told here. Logged at debug level.
+ * Peer-influenced text (names from certificates) can reach these lines.
+ */
 static void
 tls_debug(void *arg, int level, const char *file, int line, const char *msg)
 {
 	const char *base = strrchr(file, '/');
 	char esc[256];
 	size_t n = strlen(msg);
+	const char *m;
+	int alert;
 
+	if (tls_current != NULL &&
+	    (m = strstr(msg, TLS_ALERT_DEBUG_MSG)) != NULL &&
+	    sscanf(m + strlen(TLS_ALERT_DEBUG_MSG), "%d", &alert) == 1)
+		tls_current->alert = alert;
+	if (log_getlevel() < LOG_L_DEBUG)
+		return;
 	if (n > 0 && msg[n - 1] == '\n')
 		n--;
 	log_debug("mbedtls %s:%d: %s", base != NULL ? base + 1 : file, line,
 	    log_escape(esc, sizeof(esc), msg, n));
 }
 
+/* TLS 1.2 minimum, TLS 1.3 when the library has it, both directions. */
 static void
 tls_conf_common(mbedtls_ssl_config *conf)
 {
 	mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &tls_drbg);
-	mbedtls_debug_set_threshold(log_getlevel() >= LOG_L_DEBUG ?
-	    TLS_DEBUG_THRESHOLD : 0);
+	mbedtls_debug_set_threshold(TLS_DEBUG_THRESHOLD);
 	mbedtls_ssl_conf_dbg(conf, tls_debug, NULL);
-	mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3,
-	    MBEDTLS_SSL_MINOR_VERSION_3);
+	mbedcompat_ssl_conf_versions(conf);
 	mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 }
 
@@ -204,11 +229,13 @@ tls_load_keypair(mbedtls_x509_crt *cert, mbedtls_pk_context *key,
 		return -1;
 	}
 	errno = 0;
-	if ((ret = mbedtls_pk_parse_keyfile(key, key_file, NULL)) != 0) {
+	if ((ret = mbedcompat_pk_parse_keyfile(key, key_file,
+	    mbedtls_ctr_drbg_random, &tls_drbg)) != 0) {
 		tls_file_err(err, errlen, "key", key_file, ret, errno);
 		return -1;
 	}
-	if (mbedtls_pk_check_pair(&cert->pk, key) != 0) {
+	if (mbedcompat_pk_check_pair(&cert->pk, key, mbedtls_ctr_drbg_random,
+	    &tls_drbg) != 0) {
 		tls_seterr(err, errlen, "key %s does not match certificate %s",
 		    key_file, cert_file);
 		return -1;
@@ -342,11 +369,35 @@ tls_client_ctx_free(struct tls_client_ctx *ctx)
 {
 	mbedtls_ssl_session_free(&ctx->session);
 	free(ctx->session_host);
+	free(ctx->tls12_host);
+	mbedtls_ssl_config_free(&ctx->conf12);
 	mbedtls_pk_free(&ctx->key);
 	mbedtls_x509_crt_free(&ctx->cert);
 	mbedtls_x509_crt_free(&ctx->ca);
 	mbedtls_ssl_config_free(&ctx->conf);
 	free(ctx);
+}
+
+/* A client config on ctx's CAs and certificate; TLS 1.2 only or not. */
+static int
+tls_client_conf(struct tls_client_ctx *ctx, mbedtls_ssl_config *conf,
+    bool tls12_only)
+{
+	int ret;
+
+	if ((ret = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT,
+	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
+		return ret;
+	tls_conf_common(conf);
+	if (tls12_only)
+		mbedcompat_ssl_conf_tls12_only(conf);
+	/* Not configurable on purpose: see DESIGN.md. */
+	mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+	mbedtls_ssl_conf_ca_chain(conf, &ctx->ca, NULL);
+	mbedcompat_ssl_conf_client_tickets(conf);
+	if (ctx->cert.version != 0)
+		return mbedtls_ssl_conf_own_cert(conf, &ctx->cert, &ctx->key);
+	return 0;
 }
 
 struct tls_client_ctx *
@@ -371,6 +422,7 @@ tls_client_ctx_new(const char *ca_file, const char *cert_file,
 	}
 	ctx->refs = 1;
 	mbedtls_ssl_config_init(&ctx->conf);
+	mbedtls_ssl_config_init(&ctx->conf12);
 	mbedtls_x509_crt_init(&ctx->ca);
 	mbedtls_x509_crt_init(&ctx->cert);
 	mbedtls_pk_init(&ctx->key);
@@ -382,18 +434,8 @@ tls_client_ctx_new(const char *ca_file, const char *cert_file,
 	if (cert_file != NULL && tls_load_keypair(&ctx->cert, &ctx->key,
 	    cert_file, key_file, err, errlen) == -1)
 		goto fail;
-	if ((ret = mbedtls_ssl_config_defaults(&ctx->conf,
-	    MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-	    MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
-		goto fail_mbed;
-	tls_conf_common(&ctx->conf);
-	/* Not configurable on purpose: see DESIGN.md. */
-	mbedtls_ssl_conf_authmode(&ctx->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-	mbedtls_ssl_conf_ca_chain(&ctx->conf, &ctx->ca, NULL);
-	mbedtls_ssl_conf_session_tickets(&ctx->conf,
-	    MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
-	if (cert_file != NULL && (ret = mbedtls_ssl_conf_own_cert(&ctx->conf,
-	    &ctx->cert, &ctx->key)) != 0)
+	if ((ret = tls_client_conf(ctx, &ctx->conf, false)) != 0 ||
+	    (ret = tls_client_conf(ctx, &ctx->conf12, true)) != 0)
 		goto fail_mbed;
 	return ctx;
 
@@ -504,6 +546,26 @@ tls_push(struct tls_conn *c)
 	(void)evbuffer_freeze(out, 1);
 }
 
+/*
+ * mbedTLS 3.6.6 cannot finish a TLS 1.2 handshake it offered TLS 1.3 in
+ * when the server signs with RSA-PSS (base/mbedcompat.h); offered TLS 1.2
+ * alone, it can. The server said it has no TLS 1.3, so nothing is lost by
+ * offering that host TLS 1.2 only from now on, for the context's life.
+ */
+static void
+tls_client_tls12_only(struct tls_conn *c)
+{
+	struct tls_client_ctx *ctx = c->cctx;
+
+	if (ctx->tls12_host != NULL && strcmp(ctx->tls12_host, c->host) == 0)
+		return;
+	free(ctx->tls12_host);
+	if ((ctx->tls12_host = strdup(c->host)) != NULL)
+		log_notice("tls: %s answered TLS 1.2 with an RSA-PSS signature "
+		    "this mbedTLS refuses there; offering it TLS 1.2 only",
+		    c->host);
+}
+
 static void
 tls_fail(struct tls_conn *c, const char *what, int ret, short events)
 {
@@ -511,25 +573,27 @@ tls_fail(struct tls_conn *c, const char *what, int ret, short events)
 	uint32_t flags;
 	const char *sep = ": ";
 
-	/* mbedTLS hangs up on a client without a certificate without a word;
-	 * RFC 5246 7.4.6 suggests this alert */
-	if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
+	/* In TLS 1.2 mbedTLS hangs up on a client without a certificate
+	 * without a word; RFC 5246 7.4.6 suggests this alert. (In TLS 1.3 it
+	 * sends one itself.) */
+	if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE &&
+	    !mbedcompat_ssl_is_tls13(&c->ssl))
 		(void)mbedtls_ssl_send_alert_message(&c->ssl,
 		    MBEDTLS_SSL_ALERT_LEVEL_FATAL,
 		    MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+	if (c->cctx != NULL && mbedcompat_ssl_needs_tls12_only(&c->ssl, ret))
+		tls_client_tls12_only(c);
 	mbedtls_strerror(ret, msg, sizeof(msg));
 	(void)snprintf(c->err, sizeof(c->err), "%s: %s (-0x%04x)", what, msg,
 	    (unsigned)-ret);
-	if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE &&
-	    c->ssl.in_msg != NULL) {
-		unsigned char a = c->ssl.in_msg[1];
+	if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && c->alert >= 0) {
 		const char *name = "?";
 
 		for (size_t i = 0; i < sizeof(tls_alert_texts) /
 		    sizeof(tls_alert_texts[0]); i++)
-			if (tls_alert_texts[i].alert == a)
+			if (tls_alert_texts[i].alert == c->alert)
 				name = tls_alert_texts[i].text;
-		tls_err_append(c, ": alert %u (%s)", a, name);
+		tls_err_append(c, ": alert %d (%s)", c->alert, name);
 	}
 	flags = mbedtls_ssl_get_verify_result(&c->ssl);
 	if (flags != (uint32_t)-1)
@@ -593,6 +657,11 @@ tls_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 	return 0;
 }
 
+/*
+ * Keep the session for the next connection to this host: at the end of a
+ * TLS 1.2 handshake, or when a TLS 1.3 server sends a ticket after its
+ * handshake (a TLS 1.3 session without one cannot be resumed).
+ */
 static void
 tls_client_save(struct tls_conn *c)
 {
@@ -604,6 +673,31 @@ tls_client_save(struct tls_conn *c)
 	ctx->session_host = NULL;
 	if (mbedtls_ssl_get_session(&c->ssl, &ctx->session) == 0)
 		ctx->session_host = strdup(c->host);
+}
+
+/* The engine's two entry points for input, with tls_current set for them. */
+static int
+tls_ssl_handshake(struct tls_conn *c)
+{
+	struct tls_conn *prev = tls_current;
+	int ret;
+
+	tls_current = c;
+	ret = mbedtls_ssl_handshake(&c->ssl);
+	tls_current = prev;
+	return ret;
+}
+
+static int
+tls_ssl_read(struct tls_conn *c, unsigned char *buf, size_t len)
+{
+	struct tls_conn *prev = tls_current;
+	int ret;
+
+	tls_current = c;
+	ret = mbedtls_ssl_read(&c->ssl, buf, len);
+	tls_current = prev;
+	return ret;
 }
 
 /* Encrypt all of src into the socket's output, a record per 16 KiB. */
@@ -638,7 +732,7 @@ tls_handshake(struct tls_conn *c)
 {
 	int ret;
 
-	ret = mbedtls_ssl_handshake(&c->ssl);
+	ret = tls_ssl_handshake(c);
 	if (ret == MBEDTLS_ERR_SSL_WANT_READ ||
 	    ret == MBEDTLS_ERR_SSL_WANT_WRITE)
 		return 0;
@@ -650,7 +744,8 @@ tls_handshake(struct tls_conn *c)
 	evtimer_del(c->timer);
 	if (c->cctx != NULL) {
 		c->resumed = !c->verified;
-		tls_client_save(c);
+		if (!mbedcompat_ssl_is_tls13(&c->ssl))
+			tls_client_save(c);
 	}
 	/* Not deferred: it must come before the read callback for data that
 	 * followed the Finished message in this very read. */
@@ -666,7 +761,11 @@ tls_handshake(struct tls_conn *c)
  * Decrypt everything there is: what the socket brought and what mbedTLS
  * still holds. Plaintext left inside mbedTLS would stall, as libevent only
  * calls us again when the socket has more bytes; so the read high-water mark
- * (limit) may be overshot by what one socket read brought.
+ * (limit) may be overshot by what one socket read brought. mbedTLS also
+ * says WANT_READ after a record that carried no data (a TLS 1.3 ticket, a
+ * warning alert) while more records wait, in its buffer (check_pending) or
+ * in the socket's: read on then too. Each round consumes a record, so this
+ * ends.
  */
 static enum bufferevent_filter_result
 tls_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
@@ -683,7 +782,7 @@ tls_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
 		return ret == 0 ? BEV_NEED_MORE : BEV_ERROR;
 
 	for (;;) {
-		ret = mbedtls_ssl_read(&c->ssl, buf, sizeof(buf));
+		ret = tls_ssl_read(c, buf, sizeof(buf));
 		if (ret > 0) {
 			if (evbuffer_add(dst, buf, (size_t)ret) == -1) {
 				tls_fail(c, "read",
@@ -694,9 +793,19 @@ tls_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
 			got = true;
 			continue;
 		}
+		if (mbedcompat_ssl_is_new_ticket(ret)) {
+			if (c->cctx != NULL)
+				tls_client_save(c);
+			continue;
+		}
 		if (ret == MBEDTLS_ERR_SSL_WANT_READ ||
-		    ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+		    ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
+			if (mbedtls_ssl_check_pending(&c->ssl) ||
+			    evbuffer_get_length(bufferevent_get_input(
+			    c->under)) > 0)
+				continue;
 			break;
+		}
 		if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == 0) {
 			/* RFC 5246 7.2.1: answer in kind, write no more */
 			(void)mbedtls_ssl_close_notify(&c->ssl);
@@ -835,6 +944,7 @@ tls_conn_new(const mbedtls_ssl_config *conf, struct bufferevent *under,
 	mbedtls_ssl_init(&c->ssl);
 	c->under = under;
 	c->timeout_ms = timeout_ms;
+	c->alert = -1;
 	(void)snprintf(c->err, sizeof(c->err), "no error");
 	if (mbedtls_ssl_setup(&c->ssl, conf) != 0 ||
 	    (c->timer = evtimer_new(bufferevent_get_base(under), tls_timer,
@@ -913,8 +1023,9 @@ tls_client_wrap(struct tls_client_ctx *ctx, struct bufferevent *under,
 		bufferevent_free(under);
 		return NULL;
 	}
-	if ((c = tls_conn_new(&ctx->conf, under, handshake_timeout_ms)) ==
-	    NULL)
+	if ((c = tls_conn_new(ctx->tls12_host != NULL &&
+	    strcmp(ctx->tls12_host, hostname) == 0 ? &ctx->conf12 : &ctx->conf,
+	    under, handshake_timeout_ms)) == NULL)
 		return NULL;
 	c->cctx = tls_client_ctx_ref(ctx);
 	/* SNI and the name the certificate must carry */
@@ -1058,6 +1169,20 @@ tls_version(struct bufferevent *bev)
 
 	return c != NULL && c->established ?
 	    mbedtls_ssl_get_version(&c->ssl) : "?";
+}
+
+const char *
+tls_library(void)
+{
+	static char text[64];
+	char version[18];	/* the function writes at most 9 */
+
+	if (text[0] == '\0') {
+		mbedtls_version_get_string(version);
+		(void)snprintf(text, sizeof(text), "mbedTLS %s, TLS 1.2%s",
+		    version, MBEDCOMPAT_TLS13 ? " and 1.3" : "");
+	}
+	return text;
 }
 
 const char *

@@ -1,5 +1,5 @@
 /*
- * TLS for both sides of the daemon, mbedTLS 2.28 on libevent 2.1: the
+ * TLS for both sides of the daemon, mbedTLS 2.28 or 3.6 on libevent 2.1: the
  * broker's TLS listener (server contexts, optionally requiring client
  * certificates) and the uplink to AWS IoT (client contexts: CA bundle, SNI,
  * hostname verification that cannot be turned off, session resumption). A
@@ -9,7 +9,9 @@
  * (before any data), BEV_EVENT_EOF when the peer closes (close_notify or not),
  * BEV_EVENT_ERROR on any failure, with BEV_EVENT_TIMEOUT added when the
  * handshake deadline passed; tls_last_error() says why. Protocol minimum is
- * TLS 1.2, renegotiation is refused, ciphersuites are mbedTLS's defaults.
+ * TLS 1.2; TLS 1.3 is offered too when the library has it (mbedTLS 3.6);
+ * renegotiation is refused, ciphersuites are mbedTLS's defaults. mbedTLS
+ * 3.6 needs PSA crypto set up first (mbedcompat_crypto_init()).
  */
 #ifndef IOTB_TLS_H
 #define IOTB_TLS_H
@@ -128,6 +130,10 @@ bool	tls_resumed(struct bufferevent *bev);
  * handshake or for another bufferevent). Static strings. */
 const char *tls_version(struct bufferevent *bev);
 const char *tls_ciphersuite(struct bufferevent *bev);
+
+/* The library and the protocols offered, for --version and the log:
+ * "mbedTLS 3.6.6, TLS 1.2 and 1.3" or "mbedTLS 2.28.3, TLS 1.2". Static. */
+const char *tls_library(void);
 
 /*
  * len random bytes from the process's DRBG (seeded from the system entropy

@@ -14,9 +14,9 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/constant_time.h>
 #include <mbedtls/md.h>
-#include <mbedtls/pkcs5.h>
 #include <mbedtls/platform_util.h>
 
+#include "base/mbedcompat.h"
 #include "base/utf8.h"
 
 enum passwd_kind {
@@ -384,22 +384,21 @@ passwd_derive(enum passwd_kind kind, uint32_t iterations, const uint8_t *salt,
     size_t saltlen, const void *pw, size_t pwlen, uint8_t *out)
 {
 	mbedtls_md_context_t md;
-	const mbedtls_md_info_t *info;
 	int rc;
 
-	mbedtls_md_init(&md);
-	info = mbedtls_md_info_from_type(MBEDTLS_MD_SHA512);
-	rc = mbedtls_md_setup(&md, info, kind == PASSWD_KIND_PBKDF2);
-	if (rc == 0 && kind == PASSWD_KIND_PBKDF2)
-		rc = mbedtls_pkcs5_pbkdf2_hmac(&md, pw, pwlen, salt, saltlen,
-		    iterations, PASSWD_HASH_LEN, out);
-	else if (rc == 0) {
-		if ((rc = mbedtls_md_starts(&md)) == 0 &&
-		    (rc = mbedtls_md_update(&md, pw, pwlen)) == 0 &&
-		    (rc = mbedtls_md_update(&md, salt, saltlen)) == 0)
-			rc = mbedtls_md_finish(&md, out);
+	if (kind == PASSWD_KIND_PBKDF2) {
+		rc = mbedcompat_pbkdf2_sha512(pw, pwlen, salt, saltlen,
+		    iterations, out, PASSWD_HASH_LEN);
+		return rc == 0 ? PASSWD_OK : PASSWD_CRYPTO;
 	}
-	mbedtls_md_free(&md);	/* zeroizes the HMAC pads */
+	mbedtls_md_init(&md);
+	if ((rc = mbedtls_md_setup(&md,
+	    mbedtls_md_info_from_type(MBEDTLS_MD_SHA512), 0)) == 0 &&
+	    (rc = mbedtls_md_starts(&md)) == 0 &&
+	    (rc = mbedtls_md_update(&md, pw, pwlen)) == 0 &&
+	    (rc = mbedtls_md_update(&md, salt, saltlen)) == 0)
+		rc = mbedtls_md_finish(&md, out);
+	mbedtls_md_free(&md);
 	return rc == 0 ? PASSWD_OK : PASSWD_CRYPTO;
 }
 

@@ -14,6 +14,8 @@
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 
+#include "base/mbedcompat.h"
+
 #define ALGORITHM	"AWS4-HMAC-SHA256"
 #define TERMINATOR	"aws4_request"
 #define EMPTY_SHA256	\
@@ -61,7 +63,7 @@ put(struct sink *s, const void *p, size_t n)
 		memcpy(s->out + s->len, p, n < room ? n : room);
 	}
 	s->len += n;
-	if (s->sha != NULL && mbedtls_sha256_update_ret(s->sha, p, n) != 0)
+	if (s->sha != NULL && mbedcompat_sha256_update(s->sha, p, n) != 0)
 		s->err = 1;
 }
 
@@ -447,11 +449,11 @@ hash_canonical_request(const struct sigv4_request *r, unsigned char hash[32])
 	enum sigv4_status st = SIGV4_CRYPTO;
 
 	mbedtls_sha256_init(&sha);
-	if (mbedtls_sha256_starts_ret(&sha, 0) != 0)
+	if (mbedcompat_sha256_starts(&sha) != 0)
 		goto fail;
 	sink_init(&s, NULL, 0, &sha);
 	put_canonical_request(&s, r);
-	if (s.err || mbedtls_sha256_finish_ret(&sha, hash) != 0)
+	if (s.err || mbedcompat_sha256_finish(&sha, hash) != 0)
 		goto fail;
 	st = SIGV4_OK;
 fail:

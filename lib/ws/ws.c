@@ -13,6 +13,7 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/sha1.h>
 
+#include "base/mbedcompat.h"
 #include "base/utf8.h"
 #include "ws/http.h"
 
@@ -46,7 +47,7 @@ ws_accept(const char *key, size_t keylen, char accept[WS_ACCEPT_LEN + 1])
 	if (keylen > 0)
 		memcpy(buf, key, keylen);
 	memcpy(buf + keylen, ws_guid, sizeof(ws_guid) - 1);
-	if (mbedtls_sha1_ret(buf, keylen + sizeof(ws_guid) - 1, sha) != 0 ||
+	if (mbedcompat_sha1(buf, keylen + sizeof(ws_guid) - 1, sha) != 0 ||
 	    mbedtls_base64_encode((unsigned char *)accept, WS_ACCEPT_LEN + 1,
 	    &n, sha, sizeof(sha)) != 0)
 		return WS_CRYPTO;

@@ -1319,6 +1319,7 @@ class Conn:
         self.emit("tls", ok=True, sni=self.tls.obj.fakeaws_sni,
                   version=self.tls.obj.version(),
                   cipher=self.tls.obj.cipher()[0],
+                  resumed=self.tls.obj.session_reused,
                   listener=self.listener, transport=self.transport)
         return True
 
@@ -1362,6 +1363,7 @@ class Conn:
                   listener=self.listener, transport=self.transport,
                   alpn=alpn, client_cn=self.cert_cn,
                   client_sha256=self.cert_sha256,
+                  resumed=obj.session_reused,
                   **({"error": problem} if problem else {}))
         if problem:
             self.log("tls refused: %s (cn=%s)" % (problem, q(self.cert_cn)))
@@ -2135,6 +2137,8 @@ class Server:
         against it; alpn, the one protocol it selects when offered."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.args.tls_max == "1.2":
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         ctx.options |= ssl.OP_NO_RENEGOTIATION
         ctx.load_cert_chain(crt, key)
         ctx.sni_callback = self._sni
@@ -2487,6 +2491,9 @@ def parse_args(argv=None):
     ap.add_argument("--bandwidth", type=int, default=DEFAULT_BANDWIDTH,
                     metavar="BYTES", help="PUBLISH payload bytes/s per "
                                           "connection (0: unlimited)")
+    ap.add_argument("--tls-max", choices=("1.2", "1.3"), default="1.3",
+                    help="the highest TLS version offered (AWS IoT Core "
+                         "takes 1.3; 1.2 plays an older endpoint)")
     ap.add_argument("--no-limits", action="store_true",
                     help="do not enforce AWS IoT Core's rules")
     ap.add_argument("--frame-split", type=int, metavar="N",

@@ -40,6 +40,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from pahocompat import client as paho_client
 
 HERE = pathlib.Path(__file__).resolve().parent
 FAKEAWS = HERE / "fakeaws.py"
@@ -102,7 +103,7 @@ class UpstreamClient:
         self.messages = []
         self.cond = threading.Condition()
         self.acks = {}
-        self.c = mqtt.Client(client_id=client_id or "", clean_session=True,
+        self.c = paho_client(client_id=client_id or "", clean_session=True,
                              protocol=mqtt.MQTTv311)
         self.c.on_message = self._on_message
         self.c.on_subscribe = self._on_subscribe
@@ -184,7 +185,7 @@ class FakeAws:
                  max_age=None, publish_rate=None, limits=True,
                  frame_split=None, fragment=False, bandwidth=None,
                  role_aliases=None, credential_lifetime=None,
-                 mqtts_require_alpn=False, close_on_expiry=True,
+                 mqtts_require_alpn=False, close_on_expiry=True, tls_max=None,
                  timeout=TIMEOUT):
         self.dir = pathlib.Path(tmpdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +227,8 @@ class FakeAws:
             self.args.append("--mqtts-require-alpn")
         if not close_on_expiry:
             self.args.append("--no-close-on-expiry")
+        if tls_max is not None:
+            self.args += ["--tls-max", tls_max]
         self.proc = self.mosquitto = None
         self.port = self.control_port = self.upstream_port = None
         self.mqtts_port = self.creds_port = None

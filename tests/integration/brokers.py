@@ -11,7 +11,8 @@ Fixtures (import them into a test module to use them):
   broker                  -> the test's broker: defaults, or the settings
                              given by decorating the test @with_broker(...)
   raw                     -> factory of mqttraw.RawClient to it
-  paho                    -> factory of connected paho-mqtt 1.x clients
+  paho                    -> factory of connected paho-mqtt clients (1.x's
+                             callback API, on paho 1.x or 2.x)
   will_process            -> factory of a separate process with a will
 """
 import os
@@ -29,6 +30,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
+from pahocompat import client as paho_client
 from conftest import TIMEOUT, Daemon, free_port
 
 KIND = os.environ.get("IOTB_BROKER") or "iotbridged"
@@ -336,7 +338,7 @@ def violation_logged(broker, since, timeout=3.0):
     assert re.search(VIOLATION_LOG, hits[0]), hits[0]
 
 
-# --- paho-mqtt 1.x clients ------------------------------------------------
+# --- paho-mqtt clients (1.x's callback API) --------------------------------
 
 class Msg:
     """A message as a paho subscriber saw it."""
@@ -358,7 +360,7 @@ class Paho:
 
     def __init__(self, port, client_id="", clean_session=True, keepalive=60,
                  will=None, username=None, password=None):
-        self.c = mqtt.Client(client_id=client_id, clean_session=clean_session,
+        self.c = paho_client(client_id=client_id, clean_session=clean_session,
                              protocol=mqtt.MQTTv311)
         self.messages = queue.Queue()
         self.connack = queue.Queue()
@@ -448,7 +450,10 @@ WILL_CLIENT = r"""
 import sys, time
 import paho.mqtt.client as mqtt
 port, cid, topic, payload, qos, retain = sys.argv[1:7]
-c = mqtt.Client(client_id=cid, clean_session=True, protocol=mqtt.MQTTv311)
+v1 = {"callback_api_version": mqtt.CallbackAPIVersion.VERSION1} \
+    if hasattr(mqtt, "CallbackAPIVersion") else {}    # paho 2.x (pahocompat)
+c = mqtt.Client(client_id=cid, clean_session=True, protocol=mqtt.MQTTv311,
+                **v1)
 c.will_set(topic, payload, int(qos), retain == "1")
 c.on_connect = lambda c, u, f, rc: print("connected", rc, flush=True)
 c.connect("127.0.0.1", int(port), 60)

@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -14,6 +15,9 @@ import time
 import pytest
 
 SRC = pathlib.Path(__file__).resolve().parents[2]
+# tests/fakeaws holds what the integration tests share with fakeaws
+# (pahocompat: paho-mqtt 1.x and 2.x alike)
+sys.path.insert(0, str(SRC / "tests" / "fakeaws"))
 BUILD = pathlib.Path(os.environ.get("IOTB_BUILD_DIR", SRC / "build")).resolve()
 IOTBRIDGED = BUILD / "daemon" / "iotbridged"
 IOTBRIDGECTL = BUILD / "daemon" / "iotbridgectl"
@@ -28,6 +32,20 @@ def run(args, **kw):
     kw.setdefault("timeout", TIMEOUT)
     return subprocess.run([str(a) for a in args], capture_output=True,
                           text=True, **kw)
+
+
+_tls_versions = []
+
+
+def tls_versions():
+    """What this build of iotbridged offers: ["TLSv1.2"], plus "TLSv1.3"
+    when its mbedTLS has it (3.6); from `iotbridged --version`."""
+    if not _tls_versions:
+        out = run([IOTBRIDGED, "--version"]).stdout
+        _tls_versions.append("TLSv1.2")
+        if "TLS 1.2 and 1.3" in out:
+            _tls_versions.append("TLSv1.3")
+    return list(_tls_versions)
 
 
 class NotifySocket:
@@ -145,6 +163,17 @@ class Daemon:
         self.proc.stderr.close()
         if self.notify:
             self.notify.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "faketime: runs the daemon under libfaketime (tests/run-all "
+        "runs these on Debian 13's gcc build too: they skip under its ASan)")
+    # paho-mqtt 2.x warns at each client using 1.x's callback API, which is
+    # what pahocompat asks for on purpose
+    from pahocompat import DEPRECATION
+    config.addinivalue_line("filterwarnings",
+                            f"ignore:{DEPRECATION}:DeprecationWarning")
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@ notify protocol, as an operator and systemd observe them."""
 import os
 import re
 import signal
+import socket
 import time
 
-from conftest import IOTBRIDGED, SRC, run
+from conftest import IOTBRIDGED, SRC, TIMEOUT, run
 
 TS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z iotbridged\[\d+\]: "
 
@@ -13,7 +14,9 @@ TS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z iotbridged\[\d+\]: "
 def test_version():
     r = run([IOTBRIDGED, "--version"])
     assert r.returncode == 0
-    assert re.fullmatch(r"iotbridged \d+\.\d+\.\d+\n", r.stdout)
+    assert re.fullmatch(r"iotbridged \d+\.\d+\.\d+ "
+                        r"\(mbedTLS (2\.28|3\.\d+)\.\d+, TLS 1\.2( and 1\.3)?\)\n",
+                        r.stdout), r.stdout
 
 
 def test_help_lists_every_option():
@@ -139,16 +142,20 @@ def test_log_level_from_config(daemon_factory, minimal_config):
     assert " info: " not in d.log()
 
 
-def test_invalid_config_at_start_exits_1(daemon_factory, tmp_path):
+def test_invalid_config_at_start_exits_78(daemon_factory, tmp_path):
+    """EX_CONFIG: the unit's RestartPreventExitStatus=78 does not restart a
+    daemon whose file is wrong (tests/package checks that under systemd)."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("log:\n  level: loud\n")
     d = daemon_factory(bad)
-    assert d.proc.wait(timeout=10) == 1
+    assert d.proc.wait(timeout=10) == 78
     d.reader.join(timeout=10)
     log = d.log()
     assert re.search(rf"{re.escape(str(bad))}:2:10: log\.level: ", log), log
     assert "invalid configuration" in log
-    assert d.notify.messages == []
+    # never ready; systemctl status says why
+    assert d.notify.drain() == [f"STATUS=invalid configuration file={bad}, "
+                                "not starting (see the log)"]
 
 
 def test_sighup_reloads_valid_config(daemon_factory, minimal_config):
@@ -177,11 +184,20 @@ def test_sighup_keeps_running_config_when_new_one_is_invalid(
     d.wait_log(r"reload failed, keeping the running configuration", start=i)
     assert any("last reload failed" in m for m in msgs)
     assert d.proc.poll() is None
+    # the periodic STATUS= update (a client came) keeps saying so: systemctl
+    # status must not forget the refused file after 5 s
+    port = int(re.search(r"bind: \"?127\.0\.0\.1:(\d+)", good).group(1))
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
+        d.notify.wait_for("STATUS=running: 1 listener(s), 1 client(s), "
+                          "0 session(s), 0 retained; uplink off, queue 0 "
+                          "messages (last reload failed: invalid "
+                          "configuration)", timeout=8)
     # and the old config really is still in force: a later good reload works
     minimal_config.write_text(good)
     d.send_signal(signal.SIGHUP)
-    d.notify.wait_for("READY=1", count=3)
+    msgs = d.notify.wait_for("READY=1", count=3)
     d.wait_log(r"configuration reloaded")
+    assert "last reload failed" not in msgs[-1]
     assert d.stop() == 0
 
 

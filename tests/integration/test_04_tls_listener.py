@@ -1,11 +1,16 @@
-"""The broker's TLS listener with real OpenSSL clients (mosquitto_pub/_sub):
-verified server certificate, optional client certificates, a plaintext client
-refused, and the certificate reloaded at SIGHUP."""
+"""The broker's TLS listener with real OpenSSL clients (mosquitto_pub/_sub,
+Python's ssl): verified server certificate, optional client certificates, a
+plaintext client refused, the certificate reloaded at SIGHUP, TLS 1.3 when
+the daemon's mbedTLS has it and TLS 1.2 for clients without, sessions
+resumed."""
 import signal
 import socket
+import ssl
 import subprocess
 
-from conftest import DATA, TIMEOUT, free_port
+import pytest
+
+from conftest import DATA, TIMEOUT, free_port, tls_versions
 
 TLS = DATA / "tls"
 
@@ -180,4 +185,38 @@ def test_tls_reconnect_resends_queued_once_in_order(daemon_factory, tmp_path):
         [(b"m0", False), (b"m1", False), (b"m2", False)]
     sub.close()
     pub.close()
+    assert d.stop() == 0
+
+
+# --- protocol versions and resumption -----------------------------------------
+
+@pytest.mark.parametrize("client_max", ["TLSv1_2", "TLSv1_3"])
+def test_tls_versions_and_resumption(daemon_factory, tmp_path, client_max):
+    """A client gets the best version both sides have (1.3 with mbedTLS 3.6,
+    else 1.2; 1.2 for a client without 1.3), and its next connection resumes
+    on the session it was given (a ticket; in TLS 1.3 one that comes after
+    the handshake). Data flows on both connections."""
+    import mqttraw as m
+    tp, pp = free_port(), free_port()
+    d = daemon_factory(config(tmp_path, tp, pp, client_ca=True))
+    d.notify.wait_for("READY=1")
+    ctx = ssl.create_default_context(cafile=str(TLS / "ca.crt"))
+    ctx.load_cert_chain(str(TLS / "client.crt"), str(TLS / "client.key"))
+    ctx.maximum_version = getattr(ssl.TLSVersion, client_max)
+    want = max(v for v in tls_versions()
+               if v <= client_max.replace("_", "."))
+    session = None
+    for round in range(2):
+        c = m.RawClient(tp)
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="localhost",
+                                 session=session)
+        c.sock.settimeout(TIMEOUT)
+        assert c.sock.version() == want
+        assert c.sock.session_reused == (round == 1)
+        c.connect(f"v{round}")              # a round trip: tickets are in
+        c.publish("tls/v", want.encode(), qos=1, pid=1, retain=True)
+        c.expect(m.PUBACK)
+        session = c.sock.session
+        c.close()
+    assert retained(pp) == want + "\n"
     assert d.stop() == 0

@@ -15,6 +15,7 @@ import types
 import paho.mqtt.client as mqtt
 import pytest
 
+from pahocompat import client as paho_client
 from conftest import IOTBRIDGECTL, TIMEOUT, free_port, run
 
 UNREACHABLE = ("iotbridgectl: cannot reach iotbridged at {}: no such socket "
@@ -140,7 +141,7 @@ def test_status_json(setup):
 
 
 def test_status_counts_clients_and_messages(setup):
-    c = mqtt.Client(client_id="c07-status", protocol=mqtt.MQTTv311)
+    c = paho_client(client_id="c07-status", protocol=mqtt.MQTTv311)
     connected = []
     c.on_connect = lambda *a: connected.append(a[3])
     c.connect("127.0.0.1", setup.port, 30)
@@ -281,7 +282,7 @@ def test_permission_denied(setup):
     assert r.returncode == 1
     assert r.stderr == (f"iotbridgectl: cannot reach iotbridged at "
                         f"{setup.sock}: permission denied — run as root or "
-                        "as a member of group iotbridge\n")
+                        "as a member of group iotbridgectl\n")
 
 
 def test_usage_errors(setup):

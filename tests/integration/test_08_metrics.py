@@ -12,6 +12,7 @@ import urllib.request
 import paho.mqtt.client as mqtt
 import pytest
 
+from pahocompat import client as paho_client
 from conftest import TIMEOUT, free_port
 from test_07_control import exchange
 from test_07_control import write_config as control_config
@@ -138,7 +139,7 @@ def test_scrape_format(setup):
 
 def test_counters_move(setup):
     before = parse(scrape(setup.url)[1])
-    c = mqtt.Client(client_id="c08-metrics", protocol=mqtt.MQTTv311)
+    c = paho_client(client_id="c08-metrics", protocol=mqtt.MQTTv311)
     c.connect("127.0.0.1", setup.port, 30)
     c.loop_start()
     try:
@@ -175,14 +176,30 @@ def test_not_found_and_method(setup):
         assert e.value.code == 404, path
     # a query string is not part of the path
     assert parse(scrape(setup.url + "?x=1")[1])
-    for method in ("POST", "PUT", "DELETE", "HEAD"):
+    for method in ("POST", "PUT", "DELETE", "OPTIONS"):
         req = urllib.request.Request(setup.url, method=method,
                                      data=b"x" if method in ("POST", "PUT")
                                      else None)
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=TIMEOUT)
         assert e.value.code == 405, method
-        assert e.value.headers["Allow"] == "GET"
+        assert e.value.headers["Allow"] == "GET, HEAD"
+
+
+def test_head_is_get_without_the_body(setup):
+    """Monitoring probes (curl -I, load balancers) ask with HEAD."""
+    got = http(setup.mport, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, sep, body = got.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert sep and lines[0] == "HTTP/1.1 200 OK", got[:200]
+    assert body == b""
+    length = int(next(l.split(":", 1)[1] for l in lines
+                      if l.lower().startswith("content-length:")))
+    # the length GET's body has (the uptime may tick between the two)
+    assert abs(length - len(scrape(setup.url)[1].encode())) <= 4
+    got = http(setup.mport, b"HEAD /other HTTP/1.1\r\n\r\n")
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 ") and body == b""
 
 
 def test_http10_and_connection_close(setup):

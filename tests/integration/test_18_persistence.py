@@ -6,6 +6,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from pahocompat import client as paho_client
 from conftest import free_port
 
 
@@ -26,7 +27,7 @@ def write_config(tmp_path, port, interval="100ms"):
 
 
 def client(port, cid, clean=True):
-    c = mqtt.Client(client_id=cid, clean_session=clean)
+    c = paho_client(client_id=cid, clean_session=clean)
     c.connect("127.0.0.1", port, keepalive=30)
     c.loop_start()
     return c
@@ -35,7 +36,7 @@ def client(port, cid, clean=True):
 def retained_on(port, topic_filter, want, timeout=5.0):
     """Collect retained messages under topic_filter until `want` arrived."""
     got = {}
-    c = mqtt.Client(client_id=f"check-{random.random()}")
+    c = paho_client(client_id=f"check-{random.random()}")
     c.on_message = lambda _c, _u, m: got.__setitem__(m.topic, m.payload)
     c.connect("127.0.0.1", port, keepalive=30)
     c.loop_start()
@@ -75,7 +76,7 @@ def test_state_survives_kill_9(daemon_factory, tmp_path):
     got = retained_on(port, "r/#", 5)
     assert got == {f"r/{i}": f"v{i}".encode() for i in range(5)}
     msgs = []
-    c = mqtt.Client(client_id="keeper", clean_session=False)
+    c = paho_client(client_id="keeper", clean_session=False)
     c.on_message = lambda _c, _u, m: msgs.append((m.topic, m.payload))
     present = []
     c.on_connect = lambda _c, _u, flags, rc: present.append(

@@ -14,8 +14,9 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
+from pahocompat import client as paho_client
 from bridgeenv import CERTDIR, FakeAws, write_config
-from conftest import TIMEOUT, run
+from conftest import IOTBRIDGED, TIMEOUT, run, tls_versions
 
 
 def pub(port, topic, payload, qos=1):
@@ -276,7 +277,7 @@ def test_planned_reconnect_loses_nothing(fake, tmp_path, daemon_factory):
     up = aws.subscribe_upstream("gw/#")
     d = daemon_factory(cfg)
     d.wait_log(r"uplink: online")
-    c = mqtt.Client(client_id="steady", protocol=mqtt.MQTTv311)
+    c = paho_client(client_id="steady", protocol=mqtt.MQTTv311)
     c.connect("127.0.0.1", port)
     c.loop_start()
     try:
@@ -410,6 +411,44 @@ def test_proxy_from_https_proxy_and_refusal(fake, tmp_path, daemon_factory):
         proxy.stop()
 
 
+@pytest.mark.parametrize("server_max", ["1.2", "1.3"])
+def test_tls_version_and_session_resumption(fake, tmp_path, daemon_factory,
+                                            server_max):
+    """TLS 1.3 to an endpoint that has it (AWS IoT Core does) when the
+    daemon's mbedTLS has it, TLS 1.2 otherwise; after a drop the next
+    connection resumes the session (in TLS 1.3 from a ticket that came after
+    the handshake), and the gateway is online again. (fakeaws signs with
+    RSA-PSS in TLS 1.2 too, which mbedTLS 3.6.6 offers and then refuses when
+    it offered TLS 1.3 as well: one failed attempt, then TLS 1.2 only.)"""
+    aws = fake(tls_max=server_max)
+    want = max(v for v in tls_versions() if v <= "TLSv" + server_max)
+    cfg, port = write_config(tmp_path, aws)
+    up = aws.subscribe_upstream("gw/#")
+    d = daemon_factory(cfg)
+    i = d.wait_log(rf"uplink: connection-success .*\({want}\)$")
+    d.wait_log(r"uplink: online", start=i)
+    pub(port, "sensors/a", "first")
+    assert up.wait_messages(1)[0].payload == b"first"
+    seq = aws.last_seq()
+    aws.control("drop")
+    i = d.wait_log(rf"uplink: connection-success .*\({want}, session "
+                   r"resumed\)$", start=i + 1)
+    d.wait_log(r"uplink: online", start=i)
+    tls = aws.events(type="tls")
+    assert [(e["version"], e["resumed"]) for e in tls if e["ok"]] == \
+        [(want, False), (want, True)]
+    refused = [e for e in tls if not e["ok"]]
+    assert len(refused) <= 1 and tls[-1]["ok"], tls
+    if refused:
+        assert want == "TLSv1.2" and "TLSv1.3" in tls_versions()
+        d.wait_log(r"tls: localhost answered TLS 1\.2 with an RSA-PSS "
+                   r"signature this mbedTLS refuses there; offering it "
+                   r"TLS 1\.2 only")
+    assert aws.events(type="accept", since=seq)
+    pub(port, "sensors/b", "second")
+    assert up.wait_messages(2)[1].payload == b"second"
+
+
 def test_untrusted_certificate_never_connects(fake, tmp_path,
                                               daemon_factory):
     aws = fake()
@@ -427,19 +466,36 @@ def test_untrusted_certificate_never_connects(fake, tmp_path,
 
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+FAKETIME_ENV = {"LD_PRELOAD": FAKETIME, "FAKETIME": "@1970-01-02 00:00:00",
+                "DONT_FAKE_MONOTONIC": "1"}
 
 
+def faketime_hangs():
+    """Debian 13's libfaketime deadlocks a program built with clang's ASan
+    (statically linked runtime) before main; gcc builds, and Debian 12's
+    clang, are fine."""
+    try:
+        run([IOTBRIDGED, "--version"], env=dict(os.environ, **FAKETIME_ENV),
+            timeout=5)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+@pytest.mark.faketime
 @pytest.mark.skipif(not os.path.exists(FAKETIME), reason="libfaketime missing")
 def test_pi_booted_in_1970_gets_online(fake, tmp_path, daemon_factory):
     """No RTC: the clock says 1970. TLS must not stop at "not valid yet"
     (the certificate predates this build), and the first 403's Date sets
     the signing clock."""
+    if faketime_hangs():
+        pytest.skip("libfaketime deadlocks this build (clang's ASan on "
+                    "Debian 13): tests/run-all runs this test on its gcc "
+                    "build there")
     aws = fake()
     cfg, port = write_config(tmp_path, aws)
     up = aws.subscribe_upstream("gw/#")
-    d = daemon_factory(cfg, env={
-        "LD_PRELOAD": FAKETIME, "FAKETIME": "@1970-01-02 00:00:00",
-        "DONT_FAKE_MONOTONIC": "1"})
+    d = daemon_factory(cfg, env=FAKETIME_ENV)
     d.wait_log(r"local clock is earlier than this build")
     d.wait_log(r"uplink: online", timeout=15)
     assert [u["status"] for u in aws.events(type="upgrade")] == [403, 101]

@@ -12,6 +12,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
+from pahocompat import client as paho_client
 from bridgeenv import CERTDIR, FakeAws, write_config
 from conftest import TIMEOUT
 import mqttraw as m
@@ -35,7 +36,7 @@ class Publisher:
         self.acked = {}		# number -> 0
         self.mids = {}
         self.lock = threading.Lock()
-        self.c = mqtt.Client(client_id="", protocol=version)
+        self.c = paho_client(client_id="", protocol=version)
         self.c.max_inflight_messages_set(inflight)
         self.c.on_publish = self._on_publish
         self.c.connect("127.0.0.1", port)

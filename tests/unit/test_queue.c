@@ -805,6 +805,8 @@ test_disk_full(void **state)
 	assert_int_equal(drain(e, ids, 16), 6);
 	for (i = 0; i < 6; i++)
 		assert_int_equal(ids[i], i + 1);
+	/* f lives on this stack: the queue must not write through it later
+	 * (teardown's close) */
 	qclose(e);
 }
 
