@@ -23,12 +23,12 @@
 #include "base/mbedcompat.h"
 #include "config/cfg.h"
 #include "daemon/aws/bridge.h"
-#include "daemon/broker.h"
-#include "daemon/control.h"
-#include "daemon/log.h"
-#include "daemon/metrics.h"
-#include "daemon/notify.h"
-#include "daemon/tls.h"
+#include "daemon/broker/broker.h"
+#include "daemon/ops/control.h"
+#include "daemon/util/log.h"
+#include "daemon/ops/metrics.h"
+#include "daemon/util/notify.h"
+#include "daemon/util/tls.h"
 
 #define DEFAULT_CONFIG IOTB_SYSCONFDIR "/iotbridge.yaml"
 

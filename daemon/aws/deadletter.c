@@ -14,8 +14,8 @@
 #include <mbedtls/base64.h>
 
 #include "base/json.h"
-#include "daemon/clock.h"
-#include "daemon/file.h"
+#include "daemon/util/clock.h"
+#include "daemon/util/file.h"
 
 #define DEADLETTER_FILE	"dead-letters"
 

@@ -17,8 +17,8 @@
 
 #include "config/cfg.h"
 #include "daemon/aws/transport.h"
-#include "daemon/clock.h"
-#include "daemon/log.h"
+#include "daemon/util/clock.h"
+#include "daemon/util/log.h"
 #include "mqtt/mqtt.h"
 #include "queue/queue.h"
 #include "util/ratelimit.h"

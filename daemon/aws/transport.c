@@ -27,10 +27,10 @@
 #include <mbedtls/platform_util.h>
 
 #include "config/cfg.h"
-#include "daemon/clock.h"
-#include "daemon/log.h"
-#include "daemon/str.h"
-#include "daemon/tls.h"
+#include "daemon/util/clock.h"
+#include "daemon/util/log.h"
+#include "daemon/util/str.h"
+#include "daemon/util/tls.h"
 #include "ws/http.h"
 
 #define TRANSPORT_CLOSE_LINGER_MS	1000

@@ -23,9 +23,9 @@
 #include "iotb_build.h"
 #include "config/cfg.h"
 #include "creds/creds.h"
-#include "daemon/file.h"
-#include "daemon/log.h"
-#include "daemon/tls.h"
+#include "daemon/util/file.h"
+#include "daemon/util/log.h"
+#include "daemon/util/tls.h"
 #include "sigv4/sigv4.h"
 #include "ws/ws.h"
 

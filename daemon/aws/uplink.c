@@ -24,9 +24,9 @@
 
 #include "config/cfg.h"
 #include "daemon/aws/transport.h"
-#include "daemon/clock.h"
-#include "daemon/log.h"
-#include "daemon/tls.h"
+#include "daemon/util/clock.h"
+#include "daemon/util/log.h"
+#include "daemon/util/tls.h"
 #include "mqtt/mqtt.h"
 #include "mqttc/mqttc.h"
 

@@ -143,7 +143,7 @@ mbedcompat_pbkdf2_sha512(const void *pw, size_t pwlen, const void *salt,
 #endif
 }
 
-/* --- keys and TLS (daemon/tls.c) ------------------------------------------- */
+/* --- keys and TLS (daemon/util/tls.c) ------------------------------------------- */
 
 typedef int (*mbedcompat_rng_cb)(void *, unsigned char *, size_t);
 

@@ -1,5 +1,5 @@
 /*
- * daemon/tls.c over real loopback TCP on one event base: both ends are our
+ * daemon/util/tls.c over real loopback TCP on one event base: both ends are our
  * own wrappers (a tls_client_wrap() talking to a tls_server_wrap()), a raw
  * socket playing a broken peer, or a peer made of mbedTLS alone that speaks
  * TLS 1.2 only (an old server or device). Certificates come from
@@ -40,8 +40,8 @@
 #include <mbedtls/x509_crt.h>
 
 #include "base/mbedcompat.h"
-#include "daemon/log.h"
-#include "daemon/tls.h"
+#include "daemon/util/log.h"
+#include "daemon/util/tls.h"
 
 #define DATA(f)		IOTB_TEST_DATA "/tls/" f
 #define DEADLINE_MS	10000

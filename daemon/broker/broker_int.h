@@ -15,9 +15,9 @@
 #include "auth/acl.h"
 #include "base/hmap.h"
 #include "config/cfg.h"
-#include "daemon/broker.h"
-#include "daemon/file.h"
-#include "daemon/sock.h"
+#include "daemon/broker/broker.h"
+#include "daemon/util/file.h"
+#include "daemon/util/sock.h"
 #include "mqtt/mqtt.h"
 #include "topic/trie.h"
 

@@ -3,7 +3,7 @@
  * process are never interleaved or half-formatted. The journal adds its own
  * timestamps and reads "<N>" as the priority; a terminal or file gets the time.
  */
-#include "daemon/log.h"
+#include "daemon/util/log.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
  * old or the new. A damaged file is set aside (broker.state.bad) after what
  * could be read from it was loaded; the daemon never refuses to start over it.
  */
-#include "daemon/broker_int.h"
+#include "daemon/broker/broker_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 
 #include <event2/event.h>
 
-#include "daemon/log.h"
+#include "daemon/util/log.h"
 #include "state/state.h"
 
 #define PERSIST_FILE	"broker.state"

@@ -3,7 +3,7 @@
  * #ifdefs. Notification failures are not errors: outside systemd there is no
  * NOTIFY_SOCKET and sd_notify returns 0.
  */
-#include "daemon/notify.h"
+#include "daemon/util/notify.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
  * 2.28 (TLS 1.2) and 3.6 (TLS 1.2 and 1.3); base/mbedcompat.h bridges the
  * two, so nothing here reads a field of mbedTLS's structures that 3.x hides.
  */
-#include "daemon/tls.h"
+#include "daemon/util/tls.h"
 
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -40,7 +40,7 @@
 
 #include "iotb_build.h"
 #include "base/mbedcompat.h"
-#include "daemon/log.h"
+#include "daemon/util/log.h"
 
 #define TLS_RECORD_MAX		16384	/* plaintext bytes per record */
 #define TLS_TICKET_LIFETIME	86400	/* s; ticket keys rotate this often */

@@ -9,7 +9,7 @@
  * the stack (busy) and a last packet, if any, has been flushed (linger), so
  * a close from inside the read loop or during routing is always safe.
  */
-#include "daemon/broker_int.h"
+#include "daemon/broker/broker_int.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,8 +24,8 @@
 #include <event2/util.h>
 
 #include "auth/passwd.h"
-#include "daemon/log.h"
-#include "daemon/tls.h"
+#include "daemon/util/log.h"
+#include "daemon/util/tls.h"
 
 #define CLIENT_CONNECT_MAX	(64 * 1024 + 1024)	/* before CONNACK */
 #define CLIENT_LINGER_SEC	2	/* to flush a last CONNACK/DISCONNECT */

@@ -4,7 +4,7 @@
  * bridge_stats() afresh (the AWS side's families walk stats_table); counters are the daemon's own, since its start, so
  * Prometheus sees a restart as a counter reset, as it should.
  */
-#include "daemon/metrics.h"
+#include "daemon/ops/metrics.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -19,9 +19,9 @@
 #include "config/cfg.h"
 #include "daemon/aws/bridge.h"
 #include "daemon/aws/stats.h"
-#include "daemon/broker.h"
-#include "daemon/log.h"
-#include "daemon/oneshot.h"
+#include "daemon/broker/broker.h"
+#include "daemon/util/log.h"
+#include "daemon/ops/oneshot.h"
 #include "util/httpreq.h"
 
 #define CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"

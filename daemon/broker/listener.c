@@ -5,7 +5,7 @@
  * socket and its clients; new addresses are bound; removed ones close, with
  * their clients.
  */
-#include "daemon/broker_int.h"
+#include "daemon/broker/broker_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "auth/passwd.h"
-#include "daemon/log.h"
-#include "daemon/sock.h"
-#include "daemon/tls.h"
+#include "daemon/util/log.h"
+#include "daemon/util/sock.h"
+#include "daemon/util/tls.h"
 
 #define AUTH_FILE_MAX		(16 * 1024 * 1024)
 #define LISTENER_BACKLOG	128

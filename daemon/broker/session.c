@@ -5,12 +5,12 @@
  * QoS 2 messages that wait for PUBREL (so that a resent PUBLISH is not routed
  * twice). A persistent session outlives its connection until it expires.
  */
-#include "daemon/broker_int.h"
+#include "daemon/broker/broker_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "daemon/util/log.h"
 
 struct session *
 session_find(struct broker *b, const char *id, size_t len)

@@ -14,11 +14,11 @@
  * nothing is ever sent to a device that is gone, and the message stays in
  * the queue as it would have anyway.
  */
-#include "daemon/broker_int.h"
+#include "daemon/broker/broker_int.h"
 
 #include <stdlib.h>
 
-#include "daemon/log.h"
+#include "daemon/util/log.h"
 
 struct owed {
 	TAILQ_ENTRY(owed)	 in_session;	/* packet order */

@@ -1,10 +1,10 @@
 /*
- * iotbridgectl's side of the control socket (see daemon/control.h): which
+ * iotbridgectl's side of the control socket (see daemon/ops/control.h): which
  * socket to use, the connection, one request line, the answer read to the
  * end, and an exit status and message a person can act on when the daemon
  * cannot be reached.
  */
-#include "daemon/ctl.h"
+#include "daemon/ctl/ctl.h"
 
 #include <sys/socket.h>
 #include <sys/time.h>

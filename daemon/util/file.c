@@ -2,7 +2,7 @@
  * Whole-file I/O: a bounded read (so that a wrong path to a huge file cannot
  * exhaust memory) and the pieces of an atomic replace.
  */
-#include "daemon/file.h"
+#include "daemon/util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,8 +5,8 @@
  * the highest QoS among its matching subscriptions, as MQTT 3.1.1 section
  * 3.3.5 requires) and hands it a reference, never a copy.
  */
-#include "daemon/broker_int.h"
-#include "daemon/clock.h"
+#include "daemon/broker/broker_int.h"
+#include "daemon/util/clock.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -21,7 +21,7 @@
 
 #include "iotb_build.h"
 #include "daemon/aws/bridge.h"
-#include "daemon/log.h"
+#include "daemon/util/log.h"
 #include "topic/topic.h"
 
 struct msg *

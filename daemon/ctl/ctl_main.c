@@ -11,7 +11,7 @@
 #include "iotb_build.h"
 #include "base/mbedcompat.h"
 #include "config/cfg.h"
-#include "daemon/ctl.h"
+#include "daemon/ctl/ctl.h"
 
 /* control.socket's default, for the help text (the schema holds the value) */
 #define CTL_DEFAULT_SOCKET	"/run/iotbridge/control.sock"

@@ -3,7 +3,7 @@
  * connect() before anything is unlinked: only ECONNREFUSED proves that no
  * one listens there any more (EAGAIN is a live server with a full backlog).
  */
-#include "daemon/sock.h"
+#include "daemon/util/sock.h"
 
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,7 +19,7 @@
 #include <event2/listener.h>
 
 #include "config/cfg.h"
-#include "daemon/log.h"
+#include "daemon/util/log.h"
 
 #define SOCK_PAUSE_S	1
 

@@ -8,8 +8,8 @@
  * file is created 0640 (the daemon's group reads it); an existing one keeps
  * its mode, owner and group. Password bytes are zeroized after use.
  */
-#include "daemon/ctl.h"
-#include "daemon/file.h"
+#include "daemon/ctl/ctl.h"
+#include "daemon/util/file.h"
 
 #include <sys/random.h>
 #include <sys/stat.h>

@@ -5,7 +5,7 @@
  * bridge_stats() at the moment of the request, nothing is cached, and the
  * AWS side's part of it walks stats_table (daemon/aws/stats.h).
  */
-#include "daemon/control.h"
+#include "daemon/ops/control.h"
 
 #include <sys/socket.h>
 #include <inttypes.h>
@@ -23,9 +23,9 @@
 #include "config/cfg.h"
 #include "daemon/aws/bridge.h"
 #include "daemon/aws/stats.h"
-#include "daemon/broker.h"
-#include "daemon/log.h"
-#include "daemon/oneshot.h"
+#include "daemon/broker/broker.h"
+#include "daemon/util/log.h"
+#include "daemon/ops/oneshot.h"
 
 #define KEY_WIDTH	21	/* "  key:" padded to this, then the value */
 

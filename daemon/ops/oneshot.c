@@ -16,7 +16,7 @@
  * answer in the peer's buffers before it has read it.
  */
 #define _GNU_SOURCE		/* struct ucred, SO_PEERCRED */
-#include "daemon/oneshot.h"
+#include "daemon/ops/oneshot.h"
 
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -35,8 +35,8 @@
 #include <event2/event.h>
 
 #include "config/cfg.h"
-#include "daemon/log.h"
-#include "daemon/sock.h"
+#include "daemon/util/log.h"
+#include "daemon/util/sock.h"
 
 #define ONESHOT_BACKLOG		16
 #define ONESHOT_LINGER_S	2
