@@ -92,6 +92,7 @@ def test_round_trip_qos0_and_qos1(fake, tmp_path, daemon_factory):
                 if e["topic"] == "echo/x"], "a message from AWS went back up"
 
 
+@pytest.mark.serial
 def test_backoff_formula_and_reset(fake, tmp_path, daemon_factory):
     good = {"access_key_id": "AKIAFAKEAWSEXAMPLE02",
             "secret_access_key": "wrongSecretFromTheConfig/0123456789abcdef"}
