@@ -117,8 +117,9 @@ def test_backoff_formula_and_reset(fake, tmp_path, daemon_factory):
 
     # the secret becomes right: the next attempt connects, stays up past
     # `stable`, and after a drop the delay starts from base again
-    aws.set_credentials([good])
+    # (since first: the next attempt may come before last_seq() answers)
     since = aws.last_seq()
+    aws.set_credentials([good])
     aws.wait_event(lambda e: e["status"] == 101, timeout=8, type="upgrade",
                    since=since)
     d.wait_log(r"uplink: online")
