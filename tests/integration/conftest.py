@@ -167,6 +167,10 @@ class Daemon:
 
 def pytest_configure(config):
     config.addinivalue_line(
+        "markers", "serial: measures a rate or a short time window, which "
+        "other tests running beside it would skew (tests/run-all runs these "
+        "after the others, one at a time)")
+    config.addinivalue_line(
         "markers", "faketime: runs the daemon under libfaketime (tests/run-all "
         "runs these on Debian 13's gcc build too: they skip under its ASan)")
     # paho-mqtt 2.x warns at each client using 1.x's callback API, which is

@@ -829,6 +829,7 @@ def test_no_limits(make_aws, clients):
     assert aws.events("limit") == []
 
 
+@pytest.mark.serial
 def test_max_age(make_aws, clients):
     aws = make_aws(max_age=0.5)
     c = open_client(aws, clients, client_id="age-1")

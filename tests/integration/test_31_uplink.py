@@ -92,6 +92,7 @@ def test_round_trip_qos0_and_qos1(fake, tmp_path, daemon_factory):
                 if e["topic"] == "echo/x"], "a message from AWS went back up"
 
 
+@pytest.mark.serial
 def test_backoff_formula_and_reset(fake, tmp_path, daemon_factory):
     good = {"access_key_id": "AKIAFAKEAWSEXAMPLE02",
             "secret_access_key": "wrongSecretFromTheConfig/0123456789abcdef"}
@@ -116,8 +117,9 @@ def test_backoff_formula_and_reset(fake, tmp_path, daemon_factory):
 
     # the secret becomes right: the next attempt connects, stays up past
     # `stable`, and after a drop the delay starts from base again
-    aws.set_credentials([good])
+    # (since first: the next attempt may come before last_seq() answers)
     since = aws.last_seq()
+    aws.set_credentials([good])
     aws.wait_event(lambda e: e["status"] == 101, timeout=8, type="upgrade",
                    since=since)
     d.wait_log(r"uplink: online")

@@ -60,6 +60,7 @@ class Publisher:
         self.c.loop_stop()
 
 
+@pytest.mark.serial
 def test_kill9_midway_loses_nothing_acknowledged(aws, tmp_path,
                                                  daemon_factory):
     total, rate = 10000, 500

@@ -171,6 +171,7 @@ def _ensure(suite, arch, flavor, max_age_days, refresh, mirror):
     clean_stale(cache_dir())
     work, held = _new_dir(cache_dir())
     try:
+        _tmpfs(work)            # in memory: made, tarred, forgotten
         root = work / "root"
         if flavor == "base":
             _say(f"debootstrap {suite} {arch} into {root}")
@@ -207,6 +208,12 @@ def _ensure(suite, arch, flavor, max_age_days, refresh, mirror):
         os.close(held)
     _say(f"made {tb} in {time.monotonic() - t0:.0f}s")
     return tb
+
+
+def _tmpfs(path):
+    """A tmpfs on path (it takes only the memory its files use)."""
+    run(["mount", "-t", "tmpfs", "-o", "mode=755,size=16G", "iotb-root",
+         path], timeout=30)
 
 
 def _unpack(tarball, dest):
@@ -373,12 +380,16 @@ class Root:
 
 @contextlib.contextmanager
 def throwaway(suite, arch=None, flavor="build", workdir=None, mount=True,
-              **kw):
+              tmpfs=True, **kw):
     """A fresh root of suite/flavor under workdir (default: the cache
     directory), with /proc, /sys, /dev and /run mounted unless mount is
     False. Yields a Root; on the way out, however it is left (exception,
     SIGTERM turned into SystemExit), what runs inside is killed, everything
-    is unmounted and the directory removed. kw go to ensure_tarball."""
+    is unmounted and the directory removed. With tmpfs (the default) the
+    root lives in memory (about 1.2 GB for a build root, 0.4 GB for a base
+    one): unpacking takes seconds instead of half a minute, and removing it
+    is an unmount instead of deleting tens of thousands of files, which
+    took a minute on a busy disk. kw go to ensure_tarball."""
     arch = arch or host_arch()
     workdir = Path(workdir or cache_dir())
     workdir.mkdir(parents=True, exist_ok=True)
@@ -387,6 +398,8 @@ def throwaway(suite, arch=None, flavor="build", workdir=None, mount=True,
         clean_stale(workdir)
         path, held = _new_dir(workdir)
     try:
+        if tmpfs:
+            _tmpfs(path)
         _unpack(tb, path)
         if mount:
             with _mounted(path):
