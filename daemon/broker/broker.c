@@ -175,6 +175,8 @@ route_up(struct broker *b, const struct msg *m, uint64_t *seq)
 		return BROKER_ACK_DELIVERED;
 	case BRIDGE_REFUSED:
 		return BROKER_REFUSED;
+	case BRIDGE_UNSTORED:
+		return BROKER_UNSTORED;
 	default:
 		return BROKER_ACK;
 	}

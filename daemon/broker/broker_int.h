@@ -215,7 +215,11 @@ enum broker_fate {
 	BROKER_ACK,		/* now: not bridged, or bridged and durable */
 	BROKER_ACK_STORED,	/* once queue record *seq is durable */
 	BROKER_ACK_DELIVERED,	/* once AWS acknowledged record *seq */
-	BROKER_REFUSED,		/* the bridge's queue refused it */
+	BROKER_REFUSED,		/* the bridge's queue is full (drop: newest) */
+	BROKER_UNSTORED,	/* the bridge could not store it: disk full or
+				 * failing, queue failed */
+	BROKER_WITHHELD,	/* acks.c: never acknowledged on this
+				 * connection, which is closed (client.c) */
 };
 
 /*
@@ -267,6 +271,7 @@ void		 acks_undelivered_below(struct broker *b, uint64_t seq,
 bool		 acks_awaiting_delivery(const struct broker *b,
 		    uint64_t *lowest);
 void		 acks_session_free(struct broker *b, struct session *s);
+void		 acks_connection_lost(struct broker *b, struct session *s);
 
 /* connections (client.c) */
 void		 client_accept(struct listener *l, int fd,

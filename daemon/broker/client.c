@@ -30,13 +30,15 @@
 #define CLIENT_CONNECT_MAX	(64 * 1024 + 1024)	/* before CONNACK */
 #define CLIENT_LINGER_SEC	2	/* to flush a last CONNACK/DISCONNECT */
 #define CLIENT_COPY_MAX		512	/* smaller payloads are copied, not shared */
+#define CLIENT_WITHHOLD_MAX_S	60	/* see client_withhold() */
 
 struct client_priv {
 	unsigned	busy;		/* callbacks of this client on the stack */
 	bool		closed;
 	bool		linger;		/* closed, flushing its output */
 	bool		io_error;	/* nothing more can be written */
-	bool		kick;		/* close from the next loop iteration */
+	bool		kick;		/* close when ev_deadline fires */
+	bool		withholding;	/* an acknowledgement is withheld */
 	bool		send_will;
 	uint8_t		kick_reason;
 	const char	*kick_why;
@@ -140,20 +142,58 @@ payload_unref(const void *data, size_t len, void *extra)
 	msg_unref(extra);
 }
 
-/* Close the client from the next loop iteration: used where closing now
- * would re-enter routing (a will published in the middle of a fan-out). */
+/* Close the client ms from now; the first call decides. */
 static void
-client_kick(struct client *c, const char *why, uint8_t reason)
+client_kick_in(struct client *c, const char *why, uint8_t reason,
+    uint64_t ms)
 {
 	struct client_priv *p = PRIV(c);
-	struct timeval now = { 0, 0 };
+	struct timeval tv = { (time_t)(ms / 1000),
+	    (suseconds_t)(ms % 1000) * 1000 };
 
 	if (p->closed || p->kick)
 		return;
 	p->kick = true;
 	p->kick_why = why;
 	p->kick_reason = reason;
-	evtimer_add(c->ev_deadline, &now);
+	evtimer_add(c->ev_deadline, &tv);
+}
+
+/* Close the client from the next loop iteration: used where closing now
+ * would re-enter routing (a will published in the middle of a fan-out). */
+static void
+client_kick(struct client *c, const char *why, uint8_t reason)
+{
+	client_kick_in(c, why, reason, 0);
+}
+
+/*
+ * An MQTT 3.1.1 client published a QoS 1/2 message that the bridge could
+ * not store (disk full or failing, queue failed). A PUBACK would promise
+ * what is not true, and 3.1.1 has no negative one: the acknowledgement is
+ * withheld (acks.c) and the connection closed after the client's keep
+ * alive (1 s at least, CLIENT_WITHHOLD_MAX_S at most, which is also the
+ * bound for a keep alive of 0), as long as the client already waits for a
+ * PINGRESP before giving up on us. The device's own client then reconnects
+ * and sends the message again, with DUP: nothing it was not acknowledged
+ * for is lost, and a device that reconnects into a disk still full is
+ * closed again after the same delay, not in a loop. One line per
+ * connection.
+ */
+static void
+client_withhold(struct client *c)
+{
+	uint64_t s = c->keepalive;
+
+	if (PRIV(c)->withholding)
+		return;
+	PRIV(c)->withholding = true;
+	if (s == 0 || s > CLIENT_WITHHOLD_MAX_S)
+		s = CLIENT_WITHHOLD_MAX_S;
+	log_warnx("publish not stored id=%s peer=%s: acknowledgement withheld, "
+	    "closing the connection in %llu s so that the device sends it "
+	    "again", c->idlog, c->peer, (unsigned long long)s);
+	client_kick_in(c, "message not stored", 0, s * 1000);
 }
 
 bool
@@ -282,8 +322,10 @@ client_close(struct client *c, const char *why, uint8_t reason)
 			log_info("will denied by the ACL id=%s", c->idlog);
 		msg_unref(w);
 	}
-	if (s != NULL && s->client == c)
+	if (s != NULL && s->client == c) {
+		acks_connection_lost(b, s);
 		session_detach(b, s);
+	}
 
 	bufferevent_disable(c->bev, EV_READ);
 	if (p->linger) {
@@ -598,11 +640,20 @@ handle_publish(struct client *c, const struct mqtt_publish *pub)
 		}
 		fate = broker_publish(b, s, m, pub->qos > 0 ? &seq : NULL);
 		msg_unref(m);
-		/* MQTT 5 can say the queue refused it; 3.1.1 cannot say no */
-		if (fate == BROKER_REFUSED && c->version == MQTT_V5) {
+		/* MQTT 5 can say the queue refused it; 3.1.1 cannot say no:
+		 * a policy's refusal (drop: newest) is acknowledged, as
+		 * documented, but what could not be stored is not */
+		if ((fate == BROKER_REFUSED || fate == BROKER_UNSTORED) &&
+		    c->version == MQTT_V5) {
 			reason = 0x97;
 			if (pub->qos == 2)	/* the flow ends at PUBREC */
 				(void)session_qos2_release(s, pub->packet_id);
+		} else if (fate == BROKER_UNSTORED && pub->qos > 0) {
+			/* its resend must be routed again, not deduplicated */
+			if (pub->qos == 2)
+				(void)session_qos2_release(s, pub->packet_id);
+			fate = BROKER_WITHHELD;
+			client_withhold(c);
 		}
 	}
 	if (pub->qos > 0)

@@ -1,0 +1,265 @@
+"""Nothing acknowledged is lost on any disk, and a failing disk stops nothing
+else (issue 16): an MQTT 3.1.1 device publishing into a full queue disk is
+never acknowledged for what was not stored, and gets every acknowledged
+message delivered; a read-only queue directory leaves the local broker
+running, says why everywhere, and recovers without a restart; a crash
+between a segment's deletion and the checkpoint reports nothing lost."""
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from pahocompat import client as paho_client
+from bridgeenv import CERTDIR, FakeAws, write_config
+from conftest import IOTBRIDGECTL, TIMEOUT, free_port, run
+import mqttraw as m
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="mounting a tmpfs needs root")
+
+
+@pytest.fixture
+def aws(tmp_path):
+    with FakeAws(tmp_path / "aws", certdir=CERTDIR, limits=False) as a:
+        yield a
+
+
+@contextlib.contextmanager
+def tmpfs(path, options):
+    """A tmpfs mounted on path for the test, unmounted whatever happens."""
+    path.mkdir(exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options,
+                        "iotb-test-queue", str(path)], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + r.stderr.strip())
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def wait_until(fn, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(0.1)
+
+
+class Device:
+    """An MQTT 3.1.1 device as paho runs one: QoS 1 publishes it keeps until
+    acknowledged, reconnecting by itself and resending them (DUP) when the
+    connection is lost. Records which numbers were acknowledged."""
+
+    def __init__(self, port, client_id, keepalive=60):
+        self.acked = set()
+        self.mids = {}
+        self.connects = 0
+        self.lock = threading.Lock()
+        self.c = paho_client(client_id=client_id, clean_session=False,
+                             protocol=mqtt.MQTTv311)
+        self.c.max_inflight_messages_set(20)
+        self.c.max_queued_messages_set(0)
+        self.c.reconnect_delay_set(1, 2)
+        self.c.on_publish = self._on_publish
+        self.c.on_connect = self._on_connect
+        self.c.connect("127.0.0.1", port, keepalive=keepalive)
+        self.c.loop_start()
+
+    def _on_connect(self, *a):
+        with self.lock:
+            self.connects += 1
+
+    def _on_publish(self, client, userdata, mid):
+        with self.lock:
+            if mid in self.mids:
+                self.acked.add(self.mids[mid])
+
+    def publish(self, n, size, topic="sensors/d"):
+        info = self.c.publish(topic, b"%05d" % n + b"x" * size, qos=1)
+        with self.lock:
+            self.mids[info.mid] = n
+            if info.is_published():
+                self.acked.add(n)
+        return info
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+@needs_root
+def test_full_disk_311_acknowledged_means_delivered(aws, tmp_path,
+                                                    daemon_factory):
+    """Item 1: a 3.1.1 device's PUBACK only for what was stored. With the
+    queue's disk full the acknowledgement is withheld and the connection
+    closed after the device's keep alive; once AWS drains the queue and
+    space returns, the device's resends are stored: every message it was
+    acknowledged for reaches AWS, and in the end all of them are."""
+    total, size = 150, 4000
+    with tmpfs(tmp_path / "queue", "size=256k,mode=0700"):
+        aws.control("refuse", seconds=600)
+        cfg, port = write_config(tmp_path, aws,
+                                 queue="  segment_size: 64KiB\n",
+                                 reconnect="{base: 1s, max: 1s}")
+        up = aws.subscribe_upstream("gw/#")
+        d = daemon_factory(cfg)
+        d.wait_log(r"connection-failure")
+        dev = Device(port, "dev311", keepalive=2)
+        infos = [dev.publish(i, size) for i in range(total)]
+        d.wait_log(r"publish not stored id=dev311 .*acknowledgement "
+                   r"withheld, closing the connection in 2 s", timeout=20)
+        d.wait_log(r"closing id=dev311 .*reason=message not stored",
+                   timeout=10)
+        with dev.lock:
+            early = set(dev.acked)
+        assert len(early) < total, "every message acknowledged on a full disk"
+        assert wait_until(lambda: dev.connects >= 2, 10), \
+            "the device did not come back"
+
+        aws.control("refuse", seconds=0)	# AWS back: the queue drains
+        assert wait_until(lambda: len(dev.acked) == total, 90), \
+            (len(dev.acked), d.log()[-3000:])
+        for info in infos:
+            assert info.is_published()
+        want = set(range(total))
+        assert wait_until(lambda: {int(x.payload[:5])
+                                   for x in list(up.messages)} >= want, 60)
+        got = {int(x.payload[:5]) for x in list(up.messages)}
+        assert early <= got, sorted(early - got)[:10]
+        dev.close()
+        assert d.stop() == 0
+
+
+def ctl_status(sock, *args):
+    r = run([IOTBRIDGECTL, "-s", sock, "status", *args])
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@needs_root
+def test_read_only_queue_dir_keeps_the_broker_and_recovers(aws, tmp_path,
+                                                           daemon_factory):
+    """Item 4: EROFS at start. The local broker runs, the bridge is failed
+    with the reason in iotbridgectl status, $SYS, /metrics and STATUS=,
+    bridged QoS 1 is refused (0x97 under MQTT 5); once the directory is
+    writable, a SIGHUP (or the periodic retry) opens the queue and what is
+    published then reaches AWS, without a restart."""
+    qdir = tmp_path / "queue"
+    sock = tmp_path / "control.sock"
+    mport = free_port()
+    with tmpfs(qdir, "ro,size=1m,mode=0700"):
+        cfg, port = write_config(
+            tmp_path, aws, broker="  sys_interval: 1s\n", sections=(f"control:\n  socket: {sock}\n"
+                                     f"metrics:\n  listen: \"127.0.0.1:"
+                                     f"{mport}\"\n"))
+        up = aws.subscribe_upstream("gw/#")
+        d = daemon_factory(cfg)
+        d.wait_log(r"bridge failed: queue .*: Read-only file system")
+        ready = d.notify.wait_for("READY=1")
+        assert any("bridge failed: queue" in x and "Read-only" in x
+                   for x in ready), ready
+
+        # local pub/sub, QoS 0 and 1, as if nothing were wrong
+        sub = m.RawClient(port)
+        sub.connect("ro-sub")
+        sub.subscribe(1, [("local/#", 1), ("$SYS/broker/queue/#", 0)])
+        pub = m.RawClient(port)
+        pub.connect("ro-pub")
+        pub.publish("local/a", b"hello", qos=1, pid=7)
+        assert pub.expect(m.PUBACK).pid == 7
+        deadline = time.monotonic() + TIMEOUT
+        seen = {}
+        while "local/a" not in seen or "$SYS/broker/queue/error" not in seen:
+            assert time.monotonic() < deadline, seen
+            p = sub.expect(m.PUBLISH)
+            seen[p.topic] = p.payload
+        assert b"Read-only file system" in seen["$SYS/broker/queue/error"]
+
+        # a bridged QoS 1 message: MQTT 5 is told 0x97
+        v5 = m.RawClient(port)
+        vh = m.string("MQTT") + bytes([5, 0x02]) + m.u16(30) + b"\x00"
+        v5.send(m.packet(m.CONNECT, 0, vh + m.string("ro-v5")))
+        v5.expect(m.CONNACK)
+        v5.send(m.packet(m.PUBLISH, 0x02, m.string("sensors/v5") +
+                         m.u16(3) + b"\x00" + b"refused"))
+        ack = v5.expect(m.PUBACK)
+        assert ack.pid == 3 and ack.body[2] == 0x97
+
+        text = ctl_status(sock)
+        assert re.search(r"failed: .*Read-only file system", text), text
+        js = json.loads(ctl_status(sock, "--json"))
+        assert js["queue"]["state"] == "failed"
+        assert "Read-only file system" in js["queue"]["error"]
+        metrics = urllib.request.urlopen(
+            f"http://127.0.0.1:{mport}/metrics", timeout=TIMEOUT).read()
+        assert b"iotbridge_queue_failed 1" in metrics
+        assert b"iotbridge_queue_unstored_total 1" in metrics
+
+        # the disk is writable again: a reload tries at once
+        r = subprocess.run(["mount", "-o", "remount,rw", str(qdir)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"queue .* open again: the bridge recovered")
+        v5.send(m.packet(m.PUBLISH, 0x02, m.string("sensors/v5") +
+                         m.u16(4) + b"\x00" + b"stored"))
+        ack = v5.expect(m.PUBACK)
+        assert ack.pid == 4 and (len(ack.body) == 2 or ack.body[2] == 0)
+        assert up.wait_messages(1, timeout=20)[0].payload == b"stored"
+        js = json.loads(ctl_status(sock, "--json"))
+        assert js["queue"]["state"] == "open" and js["queue"]["error"] == ""
+        for c in (sub, pub, v5):
+            c.close()
+        assert d.stop() == 0
+
+
+@needs_root
+def test_queue_retried_periodically(tmp_path, daemon_factory):
+    """Item 4: without a reload, the failed queue is tried again by itself."""
+    qdir = tmp_path / "queue"
+    with tmpfs(qdir, "ro,size=1m,mode=0700"):
+        cfg, port = write_config(tmp_path, None)
+        d = daemon_factory(cfg)
+        d.wait_log(r"bridge failed: queue .*: Read-only file system")
+        subprocess.run(["mount", "-o", "remount,rw", str(qdir)], check=True)
+        d.wait_log(r"open again: the bridge recovered", timeout=15)
+        p = m.RawClient(port)
+        p.connect("after")
+        p.publish("sensors/x", b"kept", qos=1, pid=1)
+        assert p.expect(m.PUBACK).pid == 1
+        p.close()
+        assert d.stop() == 0
+    d = daemon_factory(cfg)
+    d.wait_log(r"queue .*: 0 messages to send")	# tmpfs gone, new queue
+
+
+def test_unwritable_queue_parent_does_not_stop_the_daemon(tmp_path,
+                                                          daemon_factory):
+    """Item 4: a queue directory that cannot even be created (its parent is
+    a file): the broker starts, serves, and the bridge says why."""
+    (tmp_path / "notadir").write_text("")
+    cfg, port = write_config(tmp_path, None)
+    text = cfg.read_text().replace(f"dir: {tmp_path}/queue",
+                                   f"dir: {tmp_path}/notadir/queue")
+    cfg.write_text(text)
+    d = daemon_factory(cfg)
+    d.wait_log(r"bridge failed: queue .*notadir/queue: .*Not a directory")
+    c = m.RawClient(port)
+    c.connect("still-here")
+    c.subscribe(1, [("a/#", 0)])
+    c.publish("a/b", b"x")
+    assert c.expect(m.PUBLISH).payload == b"x"
+    c.close()
+    assert d.proc.poll() is None
+    assert d.stop() == 0
