@@ -85,6 +85,13 @@ struct outmsg {
 };
 TAILQ_HEAD(out_list, outmsg);
 
+/* A retained message owed to a new subscription, sent as the client's
+ * output drains (session_pump()). */
+struct retained_out {
+	struct msg		*m;
+	uint8_t			 qos;
+};
+
 /* An acknowledgement owed to a device (acks.c). */
 struct owed;
 TAILQ_HEAD(owed_list, owed);
@@ -109,6 +116,8 @@ struct session {
 	size_t			 nqos2_in;
 	size_t			 capqos2_in;
 	struct owed_list	 owed;		/* PUBACK/PUBREC, packet order */
+	struct retained_out	*ret;		/* retained messages to send */
+	size_t			 ret_head, nret, capret;
 	/* routing scratch: one delivery per publish at the highest QoS */
 	uint64_t		 match_gen;
 	uint8_t			 match_qos;
@@ -169,6 +178,8 @@ struct broker_stats {
 	uint64_t	msgs_dropped;		/* queue full, slow subscriber */
 	uint64_t	clients_refused;
 	uint64_t	protocol_errors;
+	uint64_t	retained_refused;	/* over limits.max_retained* */
+	uint64_t	retained_skipped;	/* a session's backlog was full */
 };
 
 struct broker {
@@ -184,6 +195,8 @@ struct broker {
 	bool			 any_acl;	/* some listener has an ACL file */
 	struct trie		*subs;
 	struct hmap		 retained;	/* topic -> struct msg */
+	size_t			 nretained;	/* of them, not $SYS */
+	uint64_t		 retained_bytes;	/* their topics and payloads */
 	struct event		*ev_sys;
 	struct event		*ev_expire;
 	struct event		*ev_persist;
@@ -246,6 +259,8 @@ void		 session_detach(struct broker *b, struct session *s);
 void		 session_deliver(struct broker *b, struct session *s,
 		    struct msg *m, uint8_t qos, bool retain);
 void		 session_pump(struct broker *b, struct session *s);
+bool		 session_retained_add(struct broker *b, struct session *s,
+		    struct msg *m, uint8_t qos);
 void		 session_resend(struct broker *b, struct session *s);
 bool		 session_ack(struct broker *b, struct session *s,
 		    enum mqtt_type type, uint16_t pid);
