@@ -11,7 +11,6 @@
 #include "daemon/aws/bridge.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include "daemon/aws/stats.h"
 #include "daemon/broker/broker.h"
 #include "daemon/util/clock.h"
+#include "daemon/util/file.h"
 #include "daemon/util/log.h"
 #include "mqtt/mqtt.h"
 #include "queue/queue.h"
@@ -675,10 +675,7 @@ qopen_init(struct bridge *br)
 	if ((qo = br->qo = calloc(1, sizeof(*qo))) == NULL)
 		return -1;
 	qo->pipe[0] = qo->pipe[1] = -1;
-	if (pipe(qo->pipe) == -1 ||
-	    fcntl(qo->pipe[0], F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(qo->pipe[0], F_SETFD, FD_CLOEXEC) == -1 ||
-	    fcntl(qo->pipe[1], F_SETFD, FD_CLOEXEC) == -1 ||
+	if (file_wake_pipe(qo->pipe) == -1 ||
 	    (qo->ev_done = event_new(br->base, qo->pipe[0], EV_READ |
 	    EV_PERSIST, on_qopen_done, br)) == NULL ||
 	    (qo->ev_retry = evtimer_new(br->base, on_qopen_retry, br)) ==

@@ -21,8 +21,17 @@
 
 #include "iotb_build.h"
 #include "daemon/aws/bridge.h"
+#include "daemon/broker/authw.h"
 #include "daemon/util/log.h"
 #include "topic/topic.h"
+
+/*
+ * Password checks waiting for the worker (authw.h), all listeners
+ * together: a reconnect storm of a few hundred devices fits, and past it a
+ * CONNECT is refused as "server busy" at once rather than queued without
+ * bound (each waiting client holds its CONNECT; the device retries).
+ */
+#define BROKER_AUTH_PENDING	256
 
 struct msg *
 msg_new(const void *topic, size_t tlen, const void *payload, size_t plen,
@@ -454,6 +463,7 @@ broker_new(struct event_base *base, const struct cfg *cfg)
 	b->started_ms = broker_now_ms(b);
 	/* the saved state comes back before the first client can connect */
 	if ((b->subs = trie_new(NULL)) == NULL || broker_timers(b) == -1 ||
+	    (b->authw = authw_new(base, BROKER_AUTH_PENDING)) == NULL ||
 	    persist_init(b) == -1)
 		goto fail;
 	retain_recount(b);
@@ -492,6 +502,7 @@ broker_free(struct broker *b)
 	while ((c = TAILQ_FIRST(&b->closing)) != NULL)
 		client_shutdown(c);
 	listener_free_all(b);
+	authw_free(b->authw);	/* after the clients: none waits for it */
 	if (b->dirty)
 		(void)persist_save(b);
 	/* sessions go one at a time: collecting first keeps the table stable */

@@ -21,6 +21,8 @@
 #include "mqtt/mqtt.h"
 #include "topic/trie.h"
 
+struct authw;
+struct authw_db;
 struct bufferevent;
 struct tls_server_ctx;
 struct event;
@@ -140,7 +142,7 @@ struct listener {
 	struct cfg_addr		 addr;
 	const struct cfg_listener *conf;	/* refreshed at every reload */
 	struct tls_server_ctx	*tls;		/* NULL: plain TCP or unix */
-	struct passwd_db	*passwd;	/* auth.password_file, NULL if none */
+	struct authw_db		*passwd;	/* auth.password_file, NULL if none */
 	struct acl		*acl;		/* auth.acl_file, NULL if none */
 	size_t			 nclients;
 	bool			 keep;		/* reload bookkeeping */
@@ -210,6 +212,7 @@ struct broker {
 	uint64_t		 next_auto_id;
 	struct broker_stats	 stats;
 	struct bridge		*bridge;	/* NULL: nothing goes upstream */
+	struct authw		*authw;		/* password checks (authw.h) */
 	struct owed_list	 owed_stored;	/* pending acks by seq (acks.c) */
 	struct owed_list	 owed_delivered;
 	struct hmap		 owed_by_seq;	/* seq -> owed, ack: delivered */
