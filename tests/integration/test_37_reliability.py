@@ -452,3 +452,56 @@ def test_login_flood_is_bounded(tmp_path, daemon_factory):
     for c in clients:
         c.close()
     assert d.stop() == 0
+
+
+def live_memory_count(pid, needles):
+    """How many times each needle is in the writable memory of a live
+    process: what a core dump (or a ptrace by root) would show."""
+    found = {n: 0 for n in needles}
+    with open(f"/proc/{pid}/maps") as f:
+        maps = [line.split() for line in f]
+    with open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for parts in maps:
+            if not parts[1].startswith("rw"):
+                continue
+            a, b = (int(x, 16) for x in parts[0].split("-"))
+            try:
+                mem.seek(a)
+                data = mem.read(b - a)
+            except OSError:
+                continue
+            for n in needles:
+                found[n] += data.count(n)
+    return found
+
+
+@needs_root
+def test_no_signed_request_or_proxy_secret_left_in_memory(aws, tmp_path,
+                                                          daemon_factory):
+    """Item 7: once the upgrade is sent, neither its presigned target (the
+    signature, a session token) nor the request that carried it stays in
+    the heap, not even in buffers freed unwiped; the proxy's Basic
+    credentials exist once, where they are kept for the next connection,
+    and the header line that carried them is gone."""
+    from test_31_uplink import Proxy
+    import base64
+    proxy = Proxy(auth="gw:pr0xy-pass")
+    proxy.start()
+    try:
+        cfg, port = write_config(tmp_path, aws, aws_extra=(
+            "  proxy:\n"
+            f"    url: http://127.0.0.1:{proxy.port}\n"
+            "    username: gw\n    password: pr0xy-pass\n"))
+        d = daemon_factory(cfg)
+        d.wait_log(r"uplink: online")
+        time.sleep(0.5)
+        basic = base64.b64encode(b"gw:pr0xy-pass")
+        got = live_memory_count(d.proc.pid, [b"X-Amz-Signature=",
+                                             b"Proxy-Authorization: Basic",
+                                             basic])
+        assert got[b"X-Amz-Signature="] == 0, got
+        assert got[b"Proxy-Authorization: Basic"] == 0, got
+        assert got[basic] == 1, got
+        assert d.stop() == 0
+    finally:
+        proxy.stop()
