@@ -107,6 +107,8 @@ acks_owe(struct broker *b, struct session *s, enum mqtt_type type,
 		return;
 	}
 	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		if (fate == BROKER_WITHHELD)
+			return;	/* never sent anyway; the connection closes */
 		/* cannot wait for it: acknowledged now rather than never */
 		struct owed now = { .type = (uint8_t)type, .pid = pid };
 
