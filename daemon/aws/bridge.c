@@ -12,9 +12,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -27,6 +30,7 @@
 #include "daemon/aws/stats.h"
 #include "daemon/broker/broker.h"
 #include "daemon/util/clock.h"
+#include "daemon/util/file.h"
 #include "daemon/util/log.h"
 #include "mqtt/mqtt.h"
 #include "queue/queue.h"
@@ -36,6 +40,24 @@
 #define BRIDGE_LOG_RATE		1	/* drop log lines per second ... */
 #define BRIDGE_LOG_BURST	5	/* ... after a burst of this many */
 #define BRIDGE_LANES		1	/* connections to AWS */
+#define BRIDGE_QUEUE_RETRY_S	10	/* a failed queue is tried again */
+
+/* The queue's (re)opening: see queue_start(). */
+struct qopen {
+	pthread_t		 th;
+	bool			 running;
+	int			 pipe[2];	/* the thread says it is done */
+	struct event		*ev_done;
+	struct event		*ev_retry;
+	char			*dir;		/* the thread's copy */
+	struct queue_opts	 o;
+	enum queue_status	 st;		/* the thread's result */
+	int			 err;
+	struct queue		*q;
+	struct queue_recovery	 rep;
+	bool			 failed;	/* the last attempt failed */
+	char			 error[160];	/* why, for the stats */
+};
 
 struct bridge {
 	struct event_base	*base;
@@ -52,11 +74,14 @@ struct bridge {
 	struct event		*ev_sync, *ev_sync_now;
 	uint64_t		 last_flush_us;	/* a sync last made appends durable */
 	bool			 disk_full;
+	char			 disk_error[96];	/* of the last failed append */
+	struct qopen		*qo;		/* the queue's (re)opening */
 	struct ratelimit	 log_rl;
 	uint64_t		 log_suppressed;
 	uint64_t		 drops_seen[QUEUE_DROPPED_NREASONS];
 	uint64_t		 refused[AWSLIMIT_NSTATUS];
 	uint64_t		 queued, from_aws, downgraded;
+	uint64_t		 unstored;	/* could not be stored */
 	char			*tbuf;		/* a topic being mapped */
 };
 
@@ -256,9 +281,11 @@ append_failed(struct bridge *br, enum queue_status st, const char *topic,
 		break;
 	case QUEUE_NOSPACE:
 	case QUEUE_IO:
+		snprintf(br->disk_error, sizeof(br->disk_error), "%s: %s",
+		    queue_strerror(st), strerror(errno));
 		if (!br->disk_full || log_allowed(br))
 			log_warnx("bridge: the queue cannot take a message: "
-			    "%s%s; nothing queued is lost", queue_strerror(st),
+			    "%s%s; nothing queued is lost", br->disk_error,
 			    st == QUEUE_IO ? "" : " (disk full)");
 		br->disk_full = true;
 		break;
@@ -279,12 +306,17 @@ bridge_offer(struct bridge *br, const struct bridge_msg *m, uint64_t *seqp)
 	enum queue_status st;
 	uint64_t seq;
 
-	if (br == NULL || br->q == NULL || br->rules == NULL ||
+	if (br == NULL || br->rules == NULL ||
 	    rules_map(br->rules, RULES_OUT, m->topic, m->topic_len, br->tbuf,
 	    RULES_TOPIC_MAX, &match) != RULES_OK)
 		return BRIDGE_ACK;
 	if (refused(br, br->tbuf, match.len, m))
 		return BRIDGE_ACK;
+	if (br->q == NULL) {
+		/* failed (or still opening): nowhere to keep it */
+		br->unstored++;
+		return BRIDGE_UNSTORED;
+	}
 	qm.qos = m->qos < match.qos ? m->qos : match.qos;
 	if (qm.qos > 1) {
 		qm.qos = 1;	/* AWS IoT has no QoS 2 */
@@ -296,11 +328,16 @@ bridge_offer(struct bridge *br, const struct bridge_msg *m, uint64_t *seqp)
 	if ((st = queue_append(br->q, &qm, clock_wall_ms(), &seq)) !=
 	    QUEUE_OK) {
 		append_failed(br, st, br->tbuf, match.len);
-		return BRIDGE_REFUSED;
+		/* full under drop: newest is a policy; the rest are faults */
+		if (st == QUEUE_FULL || st == QUEUE_TOO_BIG)
+			return BRIDGE_REFUSED;
+		br->unstored++;
+		return BRIDGE_UNSTORED;
 	}
 	if (br->disk_full) {
 		log_notice("bridge: the queue takes messages again");
 		br->disk_full = false;
+		br->disk_error[0] = '\0';
 	}
 	br->queued++;
 	owed_dropped(br);
@@ -384,6 +421,12 @@ bridge_stats(struct bridge *br, struct bridge_stats *st)
 	}
 	if ((st->queue_open = br->q != NULL))
 		queue_stats(br->q, &st->q);
+	st->queue_failed = br->q == NULL && br->qo->failed;
+	st->queue_state = br->q != NULL ? "open" : st->queue_failed ?
+	    "failed" : "off";
+	st->queue_error = st->queue_failed ? br->qo->error : br->disk_full ?
+	    br->disk_error : "";
+	st->unstored = br->unstored;
 	st->oldest_age_ms = st->q.oldest_ms && now > st->q.oldest_ms ?
 	    now - st->q.oldest_ms : 0;
 	st->disk_full = br->disk_full;
@@ -446,54 +489,226 @@ bridge_summary(struct bridge *br, char *buf, size_t cap)
 	struct bridge_stats st;
 
 	bridge_stats(br, &st);
-	snprintf(buf, cap, "uplink %s, queue %" PRIu64 " message%s",
-	    uplink_state_name(st.up.state), st.q.depth_msgs,
-	    st.q.depth_msgs == 1 ? "" : "s");
+	if (st.queue_failed)
+		snprintf(buf, cap, "uplink %s, bridge failed: queue %s",
+		    uplink_state_name(st.up.state), st.queue_error);
+	else
+		snprintf(buf, cap, "uplink %s, queue %" PRIu64 " message%s",
+		    uplink_state_name(st.up.state), st.q.depth_msgs,
+		    st.q.depth_msgs == 1 ? "" : "s");
 }
 
 /* ---- life ----------------------------------------------------------------- */
 
-static int
-queue_start(struct bridge *br)
+/*
+ * The queue's opening. A queue that cannot be opened (a read-only or
+ * failing SD card, a directory the daemon may not write, another process
+ * holding the lock) must not take the local broker down with it: the
+ * bridge is then failed, says why in its stats (status, $SYS, metrics,
+ * STATUS=), refuses what it cannot store, and tries again every
+ * BRIDGE_QUEUE_RETRY_S seconds and at every reload. The first attempt runs
+ * before the daemon says READY (recovery belongs before it); later ones run
+ * on a thread of their own, since recovery reads every segment and a
+ * failing disk may take seconds to answer each read.
+ */
+
+static void
+queue_opts_of(const struct cfg *cfg, struct queue_opts *o)
 {
-	const struct cfg_queue *c = &br->cfg->queue;
-	struct queue_opts o;
-	struct queue_recovery rep;
-	enum queue_status st;
+	const struct cfg_queue *c = &cfg->queue;
+
+	queue_opts_init(o);
+	o->segment_max = (size_t)c->segment_size;
+	o->max_messages = c->max_messages;
+	o->max_bytes = c->max_bytes;
+	o->policy = c->drop == CFG_DROP_NEWEST ? QUEUE_DROP_NEWEST :
+	    QUEUE_DROP_OLDEST;
+	o->fsync = c->fsync == CFG_FSYNC_ALWAYS ? QUEUE_FSYNC_ALWAYS :
+	    c->fsync == CFG_FSYNC_NEVER ? QUEUE_FSYNC_NEVER :
+	    QUEUE_FSYNC_INTERVAL;
+	o->inflight_max = (uint32_t)cfg->aws.limits.max_inflight;
+}
+
+/* The queue is open: recovery's report, the sync timer, the lanes. */
+static void
+queue_started(struct bridge *br, struct queue *q,
+    const struct queue_recovery *rep)
+{
+	const char *dir = br->cfg->queue.dir;
 	struct timeval tv;
 	uint64_t ms = sync_interval_ms(br->cfg);
 
-	queue_opts_init(&o);
-	o.segment_max = (size_t)c->segment_size;
-	o.max_messages = c->max_messages;
-	o.max_bytes = c->max_bytes;
-	o.policy = c->drop == CFG_DROP_NEWEST ? QUEUE_DROP_NEWEST :
-	    QUEUE_DROP_OLDEST;
-	o.fsync = c->fsync == CFG_FSYNC_ALWAYS ? QUEUE_FSYNC_ALWAYS :
-	    c->fsync == CFG_FSYNC_NEVER ? QUEUE_FSYNC_NEVER :
-	    QUEUE_FSYNC_INTERVAL;
-	o.inflight_max = (uint32_t)br->cfg->aws.limits.max_inflight;
-	if ((st = queue_open(c->dir, &o, &br->q, &rep)) != QUEUE_OK) {
-		log_warnx("queue %s: %s%s%s", c->dir, queue_strerror(st),
-		    st == QUEUE_IO ? ": " : "", st == QUEUE_IO ?
-		    strerror(errno) : "");
-		return -1;
-	}
-	log_info("queue %s: %" PRIu64 " message%s to send%s", c->dir,
-	    rep.records, rep.records == 1 ? "" : "s",
-	    rep.checkpoint_bad ? " (checkpoint unreadable: resending from "
+	br->q = q;
+	if (br->qo->failed)
+		log_notice("bridge: queue %s open again: the bridge recovered",
+		    dir);
+	br->qo->failed = false;
+	br->qo->error[0] = '\0';
+	evtimer_del(br->qo->ev_retry);
+	log_info("queue %s: %" PRIu64 " message%s to send%s", dir,
+	    rep->records, rep->records == 1 ? "" : "s",
+	    rep->checkpoint_bad ? " (checkpoint unreadable: resending from "
 	    "the start)" : "");
-	if (rep.lost > 0 || rep.torn_bytes > 0 || rep.skipped_bytes > 0)
+	if (rep->lost > 0 || rep->torn_bytes > 0 || rep->skipped_bytes > 0)
 		log_warnx("queue %s: recovered from damage: %" PRIu64 " record%s "
 		    "lost, %" PRIu64 " damaged bytes skipped, %" PRIu64 " torn "
-		    "bytes cut", c->dir, rep.lost, rep.lost == 1 ? "" : "s",
-		    rep.skipped_bytes, rep.torn_bytes);
+		    "bytes cut", dir, rep->lost, rep->lost == 1 ? "" : "s",
+		    rep->skipped_bytes, rep->torn_bytes);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	event_add(br->ev_sync, &tv);
 	for (size_t i = 0; i < br->nlanes; i++)
 		lane_set_queue(br->lanes[i], br->q);
+}
+
+/* The queue could not be opened: failed, with the reason, until a retry
+ * succeeds. One warning per distinct reason, not one per retry. */
+static void
+queue_failed(struct bridge *br, enum queue_status st, int err)
+{
+	struct qopen *qo = br->qo;
+	struct timeval tv = { BRIDGE_QUEUE_RETRY_S, 0 };
+	char why[sizeof(qo->error)];
+
+	if (st == QUEUE_IO || st == QUEUE_NOSPACE)
+		snprintf(why, sizeof(why), "%s: %s", queue_strerror(st),
+		    strerror(err));
+	else
+		snprintf(why, sizeof(why), "%s", queue_strerror(st));
+	if (!qo->failed || strcmp(why, qo->error) != 0)
+		log_warnx("bridge failed: queue %s: %s; the local broker runs, "
+		    "messages for AWS are refused until the queue opens (tried "
+		    "every %d s and at reload)", br->cfg->queue.dir, why,
+		    BRIDGE_QUEUE_RETRY_S);
+	else
+		log_debug("bridge: queue %s still failing: %s",
+		    br->cfg->queue.dir, why);
+	qo->failed = true;
+	memcpy(qo->error, why, sizeof(why));
+	evtimer_add(qo->ev_retry, &tv);
+}
+
+/* The first opening, before READY: on the caller's thread. */
+static void
+queue_start(struct bridge *br)
+{
+	struct queue_opts o;
+	struct queue_recovery rep;
+	enum queue_status st;
+	struct queue *q;
+
+	queue_opts_of(br->cfg, &o);
+	if ((st = queue_open(br->cfg->queue.dir, &o, &q, &rep)) == QUEUE_OK)
+		queue_started(br, q, &rep);
+	else
+		queue_failed(br, st, errno);
+}
+
+static void *
+qopen_run(void *arg)
+{
+	struct qopen *qo = arg;
+	char one = 1;
+
+	qo->st = queue_open(qo->dir, &qo->o, &qo->q, &qo->rep);
+	qo->err = errno;
+	while (write(qo->pipe[1], &one, 1) == -1 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/* A later opening: on a thread, the result comes back to on_qopen_done. */
+static void
+queue_retry(struct bridge *br)
+{
+	struct qopen *qo = br->qo;
+
+	if (br->q != NULL || qo->running || !rules_any_out(br->rules))
+		return;
+	free(qo->dir);
+	if ((qo->dir = strdup(br->cfg->queue.dir)) == NULL) {
+		queue_failed(br, QUEUE_NOMEM, ENOMEM);
+		return;
+	}
+	queue_opts_of(br->cfg, &qo->o);
+	qo->q = NULL;
+	if ((errno = pthread_create(&qo->th, NULL, qopen_run, qo)) != 0) {
+		queue_failed(br, QUEUE_IO, errno);
+		return;
+	}
+	qo->running = true;
+}
+
+/* The thread is done (or about to be): take its result. */
+static void
+on_qopen_done(evutil_socket_t fd, short ev, void *arg)
+{
+	struct bridge *br = arg;
+	struct qopen *qo = br->qo;
+	char c;
+
+	while (read(qo->pipe[0], &c, 1) == -1 && errno == EINTR)
+		;
+	if (!qo->running)
+		return;
+	(void)pthread_join(qo->th, NULL);
+	qo->running = false;
+	if (qo->st != QUEUE_OK)
+		queue_failed(br, qo->st, qo->err);
+	else if (br->q == NULL)
+		queue_started(br, qo->q, &qo->rep);
+	else
+		queue_close(qo->q);
+}
+
+static void
+on_qopen_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	queue_retry(arg);
+}
+
+static int
+qopen_init(struct bridge *br)
+{
+	struct qopen *qo;
+
+	if ((qo = br->qo = calloc(1, sizeof(*qo))) == NULL)
+		return -1;
+	qo->pipe[0] = qo->pipe[1] = -1;
+	if (file_wake_pipe(qo->pipe) == -1 ||
+	    (qo->ev_done = event_new(br->base, qo->pipe[0], EV_READ |
+	    EV_PERSIST, on_qopen_done, br)) == NULL ||
+	    (qo->ev_retry = evtimer_new(br->base, on_qopen_retry, br)) ==
+	    NULL || event_add(qo->ev_done, NULL) == -1)
+		return -1;
 	return 0;
+}
+
+/* At exit: an opening still running is waited for, and what it opened
+ * closed again. */
+static void
+qopen_free(struct bridge *br)
+{
+	struct qopen *qo = br->qo;
+
+	if (qo == NULL)
+		return;
+	if (qo->running) {
+		(void)pthread_join(qo->th, NULL);
+		if (qo->st == QUEUE_OK)
+			queue_close(qo->q);
+	}
+	if (qo->ev_done != NULL)
+		event_free(qo->ev_done);
+	if (qo->ev_retry != NULL)
+		event_free(qo->ev_retry);
+	if (qo->pipe[0] != -1)
+		close(qo->pipe[0]);
+	if (qo->pipe[1] != -1)
+		close(qo->pipe[1]);
+	free(qo->dir);
+	free(qo);
+	br->qo = NULL;
 }
 
 struct bridge *
@@ -517,7 +732,7 @@ bridge_new(struct event_base *base, const struct cfg *cfg, struct broker *b)
 	    cfg->aws.dead_letter.max_bytes);
 	if (br->tbuf == NULL || br->ev_sync == NULL ||
 	    br->ev_sync_now == NULL || br->dns == NULL || br->dl == NULL ||
-	    rules_build(br, cfg) != 0)
+	    qopen_init(br) != 0 || rules_build(br, cfg) != 0)
 		goto fail;
 	subs = subs_of(br);
 	/* the lanes first: a backlog found by the queue goes to them */
@@ -526,8 +741,8 @@ bridge_new(struct event_base *base, const struct cfg *cfg, struct broker *b)
 		    &subs, (unsigned)br->nlanes, &bridge_lane_ops, br)) ==
 		    NULL)
 			goto fail;
-	if (rules_any_out(br->rules) && queue_start(br) != 0)
-		goto fail;
+	if (rules_any_out(br->rules))
+		queue_start(br);	/* failing is not fatal: see struct qopen */
 	return br;
 fail:
 	bridge_free(br);
@@ -554,13 +769,14 @@ bridge_reload(struct bridge *br, const struct cfg *cfg)
 		log_warnx("bridge: out of memory building the rules");
 		rc = -1;
 	}
-	/* the first rule that sends out: from now on everything it matches
-	 * goes through the queue, as it would after a restart */
-	if (br->q == NULL && rules_any_out(br->rules) &&
-	    queue_start(br) != 0) {
-		log_warnx("bridge: the queue cannot be opened: messages for AWS "
-		    "are not forwarded until it can");
-		rc = -1;
+	/* the first rule that sends out, or a queue that failed: from now on
+	 * everything an "out" rule matches goes through the queue, as it
+	 * would after a restart, once the opening started here succeeds */
+	if (br->q == NULL && rules_any_out(br->rules)) {
+		if (br->qo->failed)
+			log_info("bridge: trying the queue %s again",
+			    cfg->queue.dir);
+		queue_retry(br);
 	}
 	if (deadletter_reload(br->dl, cfg->broker.state_dir,
 	    cfg->aws.dead_letter.max_bytes) != 0)
@@ -579,6 +795,7 @@ bridge_free(struct bridge *br)
 
 	if (br == NULL)
 		return;
+	qopen_free(br);
 	for (size_t i = 0; i < br->nlanes; i++)
 		lane_free(br->lanes[i]);
 	if (br->q != NULL) {

@@ -30,16 +30,21 @@ struct uplink_status;
 /*
  * Open the queue (when some rule sends out) and start the lanes (when cfg
  * has an aws section). cfg is borrowed as by broker_new(); b must outlive
- * the bridge. NULL when the queue cannot be opened or out of memory
- * (logged).
+ * the bridge. A queue that cannot be opened (read-only or failing disk,
+ * permissions, a lock held by another process) does not stop anything
+ * else: the bridge is failed, says why in its stats, refuses what it
+ * cannot store (BRIDGE_UNSTORED), and tries the queue again periodically
+ * and at every reload. NULL only when out of memory or the rules cannot be
+ * compiled (logged).
  */
 struct bridge	*bridge_new(struct event_base *base, const struct cfg *cfg,
 		    struct broker *b);
 
 /*
- * New rules and limits. The queue opens when rules that send out appear;
- * changes to an open queue's settings need a restart (logged). Returns 0,
- * or -1 when the queue cannot be opened or the uplink cannot start with the
+ * New rules and limits. The queue opens when rules that send out appear, or
+ * is tried again when it failed; changes to an open queue's settings need a
+ * restart (logged). Returns 0, or -1 when the queue cannot be opened or the
+ * uplink cannot start with the
  * new settings (logged; it starts again at the next reload that fixes it).
  */
 int		 bridge_reload(struct bridge *br, const struct cfg *cfg);
@@ -64,13 +69,17 @@ enum bridge_verdict {
 				 * (broker_acks_durable()) */
 	BRIDGE_DELIVERED,	/* once AWS acknowledged record *seq
 				 * (broker_acks_delivered()) */
-	BRIDGE_REFUSED,		/* the queue refused it (full or disk) */
+	BRIDGE_REFUSED,		/* the queue is full under drop: newest: a
+				 * policy, the device may be told so */
+	BRIDGE_UNSTORED,	/* the queue could not store it (disk full or
+				 * failing, queue failed to open): it must not
+				 * be acknowledged as stored */
 };
 
 /*
  * A local device's message: queued for AWS when an "out" rule matches and
  * AWS's rules allow it. seq NULL: nothing is owed to the device for it
- * (QoS 0, a will), so BRIDGE_ACK or BRIDGE_REFUSED only.
+ * (QoS 0, a will), so BRIDGE_ACK, BRIDGE_REFUSED or BRIDGE_UNSTORED only.
  */
 enum bridge_verdict bridge_offer(struct bridge *br, const struct bridge_msg *m,
 		    uint64_t *seq);
@@ -88,6 +97,10 @@ struct bridge_stats {
 	struct uplink_status	up;
 	const char		*last_error;	/* up.last_error */
 	bool			queue_open;	/* some rule sends out */
+	const char		*queue_state;	/* "open", "failed", "off" */
+	int64_t			queue_failed;	/* 1: cannot be opened */
+	const char		*queue_error;	/* why it failed, or why the
+						 * last append failed; "" */
 	struct queue_stats	q;		/* zero when !queue_open */
 	uint64_t		oldest_age_ms;	/* of the oldest queued message */
 	bool			backlog;	/* draining at drain_hz */
@@ -101,6 +114,7 @@ struct bridge_stats {
 	uint64_t		refused;	/* by AWS's rules, never sent */
 	uint64_t		dead_letters;	/* of those, written to the file */
 	uint64_t		downgraded;	/* QoS 2 sent as QoS 1 */
+	uint64_t		unstored;	/* refused: could not be stored */
 };
 
 /* Fill st; its strings belong to st (last_error) or are static. */

@@ -116,6 +116,39 @@ buckets_wait(struct lane *l, uint64_t bytes, uint64_t now)
 	return wait;
 }
 
+/*
+ * Hand the peeked record r to the session, and only then take it out of
+ * the queue (src_next): a publish that fails leaves the record where it
+ * was, not in the queue's window without an in-flight entry in the
+ * session, where it would pin the checkpoint until the next reconnect.
+ * Fails when the session is going down (the queue is rewound at the next
+ * online) or, online, when it cannot take the record now (out of memory,
+ * no packet id): tried again a second later, one line a second at most.
+ */
+static int
+send_peeked(struct lane *l, struct queue_rec *r)
+{
+	uint64_t seq = r->seq;
+
+	if (uplink_publish(l->up, r->msg.topic, r->msg.payload,
+	    r->msg.qos > 1 ? 1 : r->msg.qos,
+	    (r->msg.flags & LANE_FLAG_RETAIN) != 0, r->dup, seq) != 0) {
+		if (uplink_ready(l->up)) {
+			log_warnx("bridge: the session could not take message "
+			    "%" PRIu64 ": trying again in 1 s", seq);
+			pump_later(l, 1000000);
+		}
+		return -1;
+	}
+	/* views of r are spent: this reads the same record again */
+	if (src_next(l, r) != QUEUE_OK || r->seq != seq) {
+		log_warnx("bridge: message %" PRIu64 " sent but not counted in "
+		    "flight: it may be sent again", seq);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 pump(struct lane *l)
 {
@@ -145,12 +178,8 @@ pump(struct lane *l)
 			pump_later(l, wait);
 			return;
 		}
-		if (src_next(l, &r) != QUEUE_OK)
+		if (send_peeked(l, &r) != 0)
 			return;
-		if (uplink_publish(l->up, r.msg.topic, r.msg.payload,
-		    r.msg.qos > 1 ? 1 : r.msg.qos,
-		    (r.msg.flags & LANE_FLAG_RETAIN) != 0, r.dup, r.seq) != 0)
-			return;	/* the session is going down; rewound later */
 		l->sent++;
 	}
 }

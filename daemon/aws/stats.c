@@ -50,11 +50,18 @@ text_uplink_state(const struct bridge_stats *st, char *buf, size_t cap)
 	return STATS_ROW_SHOW;
 }
 
+/* A text shown only when there is one. */
+static enum stats_row
+text_if_any(const char *s, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s", s);
+	return s[0] != '\0' ? STATS_ROW_SHOW : STATS_ROW_SKIP;
+}
+
 static enum stats_row
 text_last_error(const struct bridge_stats *st, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%s", st->last_error);
-	return st->last_error[0] != '\0' ? STATS_ROW_SHOW : STATS_ROW_SKIP;
+	return text_if_any(st->last_error, buf, cap);
 }
 
 static enum stats_row
@@ -101,8 +108,25 @@ text_clock(const struct bridge_stats *st, char *buf, size_t cap)
 static enum stats_row
 text_queue_open(const struct bridge_stats *st, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "off (no bridge rule sends out)");
+	if (st->queue_failed)
+		snprintf(buf, cap, "failed: %s (messages for AWS are refused; "
+		    "retried every few seconds and at reload)", st->queue_error);
+	else
+		snprintf(buf, cap, "off (no bridge rule sends out)");
 	return st->queue_open ? STATS_ROW_SKIP : STATS_ROW_LAST;
+}
+
+static enum stats_row
+text_queue_error(const struct bridge_stats *st, char *buf, size_t cap)
+{
+	return text_if_any(st->queue_error, buf, cap);
+}
+
+static enum stats_row
+text_unstored(const struct bridge_stats *st, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%" PRIu64, st->unstored);
+	return st->unstored > 0 ? STATS_ROW_SHOW : STATS_ROW_SKIP;
 }
 
 static enum stats_row
@@ -232,6 +256,20 @@ const struct stats_def stats_table[] = {
 
 	{ STATS_QUEUE, STATS_FLAG, F(queue_open), .json = "open",
 	    .text = "state", .text_fn = text_queue_open },
+	{ STATS_QUEUE, STATS_TEXT, F(queue_state), .json = "state",
+	    .sys = "queue/state" },
+	{ STATS_QUEUE, STATS_GAUGE, F(queue_failed), .prom = "queue_failed",
+	    .help = "1 when the queue cannot be opened: the bridge is failed "
+	    "and refuses messages for AWS" },
+	{ STATS_QUEUE, STATS_TEXT, F(queue_error), .json = "error",
+	    .sys = "queue/error", .text = "error",
+	    .text_fn = text_queue_error },
+	{ STATS_QUEUE, STATS_COUNT, F(unstored), .json = "unstored",
+	    .prom = "queue_unstored_total", .counter = true,
+	    .help = "Messages for AWS refused because the queue could not "
+	    "store them (disk full or failing, queue failed)",
+	    .sys = "queue/unstored", .text = "not stored",
+	    .text_fn = text_unstored },
 	{ STATS_QUEUE, STATS_COUNT, F(q.depth_msgs), .json = "messages",
 	    .prom = "queue_messages", .help = "Messages in the queue for AWS",
 	    .sys = "queue/messages", .text = "messages",

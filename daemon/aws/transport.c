@@ -305,15 +305,36 @@ tcp_next(struct transport *t)
 }
 
 static void
+secret_unref(const void *data, size_t len, void *arg)
+{
+	mbedtls_platform_zeroize((void *)(uintptr_t)data, len);
+	free((void *)(uintptr_t)data);
+}
+
+int
+transport_add_secret(struct evbuffer *out, void *buf, size_t len)
+{
+	if (evbuffer_add_reference(out, buf, len, secret_unref, NULL) == 0)
+		return 0;
+	secret_unref(buf, len, NULL);
+	return -1;
+}
+
+static void
 proxy_connect(struct transport *t)
 {
 	struct evbuffer *out = bufferevent_get_output(t->bev);
 
 	evbuffer_add_printf(out, "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n",
 	    t->host, t->port, t->host, t->port);
-	if (t->proxy_auth != NULL)
-		evbuffer_add_printf(out, "Proxy-Authorization: Basic %s\r\n",
-		    t->proxy_auth);
+	if (t->proxy_auth != NULL) {
+		/* the credentials go by reference, wiped once sent */
+		char *line = str_concat3("Proxy-Authorization: Basic ",
+		    t->proxy_auth, "\r\n");
+
+		if (line != NULL)
+			(void)transport_add_secret(out, line, strlen(line));
+	}
 	evbuffer_add(out, "\r\n", 2);
 	bufferevent_setcb(t->bev, on_proxy_read, NULL, on_tcp_event, t);
 	bufferevent_enable(t->bev, EV_READ | EV_WRITE);

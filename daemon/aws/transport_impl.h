@@ -69,6 +69,13 @@ const struct cfg *transport_cfg(const struct transport *t);
  * output's length says nothing: TLS may encrypt and take it at once. */
 void		 transport_count(struct transport *t, size_t in, size_t out);
 
+/* Queue len bytes of a secret (a signed request, proxy credentials) in
+ * out without copying them into libevent's chains, which are freed
+ * unwiped: out takes buf (malloc'd) and wipes and frees it once the layer
+ * below has taken the bytes. 0, or -1 (buf wiped and freed already). */
+int		 transport_add_secret(struct evbuffer *out, void *buf,
+		    size_t len);
+
 /* The handshake is done: the stream is open and the session is told.
  * Returns whether it still is when the session is done with the news. */
 bool		 transport_opened(struct transport *t);

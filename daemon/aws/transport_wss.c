@@ -2,7 +2,8 @@
  * MQTT over a SigV4-signed WebSocket, AWS IoT's "wss" on port 443: the
  * upgrade request signed with the credentials read afresh for each attempt
  * (a rotated file or a new environment needs no reload), the presigned
- * target wiped as soon as it is in the output; a refused upgrade's Date
+ * target wiped as soon as the request is in the output, and the request
+ * once the TLS layer took it; a refused upgrade's Date
  * header corrects the signing clock (a Pi without RTC boots in 1970); then
  * masked binary frames out, and frames in whose payloads are the MQTT
  * stream. Bytes are parsed by lib/ws and lib/sigv4; this file moves their
@@ -227,11 +228,18 @@ upgrade_send(struct transport *t, struct wss *w, struct evbuffer *out,
 		snprintf(err, cap, "building the WebSocket upgrade failed");
 		goto out;
 	}
-	if (evbuffer_add(out, req, rlen) != 0) {
+	/* The request holds the signature and the session token: the output
+	 * references it rather than copying it into chains that libevent
+	 * frees unwiped, and wipes it once the TLS layer has taken it. */
+	if (transport_add_secret(out, req, rlen) != 0) {
+		req = NULL;
 		snprintf(err, cap, "out of memory");
 		goto out;
 	}
+	req = NULL;
 	transport_count(t, 0, rlen);
+	target_free(w);		/* sent: only the nonce is needed now */
+	w->up.target = NULL;
 	rc = 0;
 out:
 	if (req != NULL) {

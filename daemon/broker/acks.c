@@ -13,6 +13,12 @@
  * the entries they settle. A session that goes takes its entries with it:
  * nothing is ever sent to a device that is gone, and the message stays in
  * the queue as it would have anyway.
+ *
+ * A message the bridge could not store is owed nothing on an MQTT 3.1.1
+ * connection, which cannot say "no" in a PUBACK: its entry is withheld,
+ * holding back the ones behind it (packet order), until the connection
+ * closes and takes it along (acks_connection_lost()). The device then
+ * sends it again, as MQTT 3.1.1 has it for every unacknowledged message.
  */
 #include "daemon/broker/broker_int.h"
 
@@ -89,7 +95,8 @@ acks_owe(struct broker *b, struct session *s, enum mqtt_type type,
 {
 	struct owed *o;
 
-	if (fate != BROKER_ACK_STORED && fate != BROKER_ACK_DELIVERED)
+	if (fate != BROKER_ACK_STORED && fate != BROKER_ACK_DELIVERED &&
+	    fate != BROKER_WITHHELD)
 		fate = BROKER_ACK;
 	/* nothing ahead of it: the common case costs nothing */
 	if (fate == BROKER_ACK && TAILQ_EMPTY(&s->owed)) {
@@ -100,6 +107,8 @@ acks_owe(struct broker *b, struct session *s, enum mqtt_type type,
 		return;
 	}
 	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		if (fate == BROKER_WITHHELD)
+			return;	/* never sent anyway; the connection closes */
 		/* cannot wait for it: acknowledged now rather than never */
 		struct owed now = { .type = (uint8_t)type, .pid = pid };
 
@@ -117,7 +126,7 @@ acks_owe(struct broker *b, struct session *s, enum mqtt_type type,
 		o->fate = fate = BROKER_ACK_STORED;
 	}
 	TAILQ_INSERT_TAIL(&s->owed, o, in_session);
-	if (fate != BROKER_ACK)
+	if (fate == BROKER_ACK_STORED || fate == BROKER_ACK_DELIVERED)
 		TAILQ_INSERT_TAIL(pending_list(b, fate), o, pending);
 }
 
@@ -169,6 +178,30 @@ acks_session_free(struct broker *b, struct session *s)
 	while ((o = TAILQ_FIRST(&s->owed)) != NULL) {
 		TAILQ_REMOVE(&s->owed, o, in_session);
 		unindex(b, o);
+		free(o);
+	}
+}
+
+/*
+ * The session's connection ended: what was withheld can never be sent, nor
+ * can anything behind it on that connection (the device resends what it
+ * was not acknowledged). Entries still waiting for the queue stay, as
+ * before: they go to the session's next connection, if any, once settled.
+ */
+void
+acks_connection_lost(struct broker *b, struct session *s)
+{
+	struct owed *o, *next;
+	bool cut = false;
+
+	for (o = TAILQ_FIRST(&s->owed); o != NULL; o = next) {
+		next = TAILQ_NEXT(o, in_session);
+		if (o->fate == BROKER_WITHHELD)
+			cut = true;
+		if (!cut || (o->fate != BROKER_WITHHELD &&
+		    o->fate != BROKER_ACK))
+			continue;
+		TAILQ_REMOVE(&s->owed, o, in_session);
 		free(o);
 	}
 }

@@ -21,8 +21,17 @@
 
 #include "iotb_build.h"
 #include "daemon/aws/bridge.h"
+#include "daemon/broker/authw.h"
 #include "daemon/util/log.h"
 #include "topic/topic.h"
+
+/*
+ * Password checks waiting for the worker (authw.h), all listeners
+ * together: a reconnect storm of a few hundred devices fits, and past it a
+ * CONNECT is refused as "server busy" at once rather than queued without
+ * bound (each waiting client holds its CONNECT; the device retries).
+ */
+#define BROKER_AUTH_PENDING	256
 
 struct msg *
 msg_new(const void *topic, size_t tlen, const void *payload, size_t plen,
@@ -135,18 +144,87 @@ route_no_local(struct session *s, const struct msg *m)
 	return true;
 }
 
+/* What a retained message counts against limits.max_retained_bytes. */
+static uint64_t
+retain_size(const struct msg *m)
+{
+	return m == NULL ? 0 : (uint64_t)m->topic_len + m->payload_len;
+}
+
+/* The store's count and bytes, $SYS aside; after the state file is read. */
+static void
+retain_recount(struct broker *b)
+{
+	size_t pos = 0;
+	struct msg *m;
+
+	b->nretained = 0;
+	b->retained_bytes = 0;
+	while ((m = hmap_next(&b->retained, &pos)) != NULL) {
+		if (msg_is_sys(m))
+			continue;
+		b->nretained++;
+		b->retained_bytes += retain_size(m);
+	}
+}
+
+/*
+ * Would keeping m (replacing old, NULL for a new topic) go past the limits?
+ * Then the store stays as it is: the message still reaches the current
+ * subscribers, it is only not kept. Replacing a kept topic with a message
+ * that fits the bytes is always allowed, so a device that updates its own
+ * retained status is never starved by others.
+ */
+static bool
+retain_over(struct broker *b, const struct msg *m, const struct msg *old)
+{
+	const struct cfg_limits *lim = &b->cfg->limits;
+	uint64_t bytes = b->retained_bytes - retain_size(old) + retain_size(m);
+
+	if (old == NULL && b->nretained >= (uint64_t)lim->max_retained)
+		return true;
+	return bytes > lim->max_retained_bytes;
+}
+
 static void
 retain_store(struct broker *b, struct msg *m)
 {
 	struct msg *old = NULL;
+	char q[96];
 
 	/* $SYS statistics change every tick and are rebuilt at start: they
-	 * must not rewrite the state file (SD card wear) */
-	if (!msg_is_sys(m))
-		persist_touch(b);
+	 * must not rewrite the state file (SD card wear), nor count against
+	 * the limits the operator set for the devices' messages */
+	if (msg_is_sys(m)) {
+		if (m->payload_len == 0)
+			msg_unref(hmap_del(&b->retained, m->topic,
+			    m->topic_len));
+		else if (hmap_put(&b->retained, m->topic, m->topic_len,
+		    msg_ref(m), (void **)&old))
+			msg_unref(old);
+		else
+			msg_unref(m);
+		return;
+	}
+	old = hmap_get(&b->retained, m->topic, m->topic_len);
 	if (m->payload_len == 0) {
 		/* an empty retained message clears the topic (MQTT-3.3.1-10) */
+		if (old == NULL)
+			return;
+		persist_touch(b);
+		b->nretained--;
+		b->retained_bytes -= retain_size(old);
 		msg_unref(hmap_del(&b->retained, m->topic, m->topic_len));
+		return;
+	}
+	if (retain_over(b, m, old)) {
+		if (b->stats.retained_refused++ % 1000 == 0)
+			log_warnx("retained message not kept topic=%s: over "
+			    "limits.max_retained (%zu kept) or max_retained_bytes "
+			    "(%llu bytes kept); refused=%llu", log_escape(q,
+			    sizeof(q), m->topic, m->topic_len), b->nretained,
+			    (unsigned long long)b->retained_bytes,
+			    (unsigned long long)b->stats.retained_refused);
 		return;
 	}
 	if (!hmap_put(&b->retained, m->topic, m->topic_len, msg_ref(m),
@@ -155,6 +233,10 @@ retain_store(struct broker *b, struct msg *m)
 		log_warnx("out of memory storing a retained message");
 		return;
 	}
+	persist_touch(b);
+	if (old == NULL)
+		b->nretained++;
+	b->retained_bytes += retain_size(m) - retain_size(old);
 	msg_unref(old);
 }
 
@@ -175,6 +257,8 @@ route_up(struct broker *b, const struct msg *m, uint64_t *seq)
 		return BROKER_ACK_DELIVERED;
 	case BRIDGE_REFUSED:
 		return BROKER_REFUSED;
+	case BRIDGE_UNSTORED:
+		return BROKER_UNSTORED;
 	default:
 		return BROKER_ACK;
 	}
@@ -244,6 +328,13 @@ broker_acks_awaiting_delivery(const struct broker *b, uint64_t *lowest)
 	return acks_awaiting_delivery(b, lowest);
 }
 
+/*
+ * The retained messages that match a new subscription are noted in its
+ * session (a reference each, no copy) and sent as the client drains its
+ * output (session_pump()): the QoS 0 drop for a full buffer is for live
+ * traffic, and a subscriber to a few thousand retained topics must get all
+ * of them, not the first buffer's worth.
+ */
 void
 broker_send_retained(struct broker *b, struct sub *sub)
 {
@@ -255,9 +346,11 @@ broker_send_retained(struct broker *b, struct sub *sub)
 		    m->topic_len) ||
 		    !broker_may(b, sub->s, m->topic, m->topic_len, ACL_READ))
 			continue;
-		session_deliver(b, sub->s, m, m->qos < sub->qos ? m->qos :
-		    sub->qos, true);
+		if (!session_retained_add(b, sub->s, m, m->qos < sub->qos ?
+		    m->qos : sub->qos))
+			break;
 	}
+	session_pump(b, sub->s);
 }
 
 /* $SYS/broker/... as mosquitto publishes them, retained, at QoS 0. */
@@ -305,6 +398,10 @@ sys_tick(evutil_socket_t fd, short ev, void *arg)
 	broker_sys_publish(b, "$SYS/broker/subscriptions/count", "%zu", ts.subs);
 	broker_sys_publish(b, "$SYS/broker/retained messages/count", "%zu",
 	    b->retained.count);
+	broker_sys_publish(b, "$SYS/broker/retained messages/bytes", "%" PRIu64,
+	    b->retained_bytes);
+	broker_sys_publish(b, "$SYS/broker/retained messages/refused", "%" PRIu64,
+	    st->retained_refused);
 	bridge_sys(b->bridge);
 }
 
@@ -366,7 +463,11 @@ broker_new(struct event_base *base, const struct cfg *cfg)
 	b->started_ms = broker_now_ms(b);
 	/* the saved state comes back before the first client can connect */
 	if ((b->subs = trie_new(NULL)) == NULL || broker_timers(b) == -1 ||
-	    persist_init(b) == -1 || listener_sync(b, cfg, true) == -1)
+	    (b->authw = authw_new(base, BROKER_AUTH_PENDING)) == NULL ||
+	    persist_init(b) == -1)
+		goto fail;
+	retain_recount(b);
+	if (listener_sync(b, cfg, true) == -1)
 		goto fail;
 	return b;
 fail:
@@ -401,6 +502,7 @@ broker_free(struct broker *b)
 	while ((c = TAILQ_FIRST(&b->closing)) != NULL)
 		client_shutdown(c);
 	listener_free_all(b);
+	authw_free(b->authw);	/* after the clients: none waits for it */
 	if (b->dirty)
 		(void)persist_save(b);
 	/* sessions go one at a time: collecting first keeps the table stable */

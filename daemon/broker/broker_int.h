@@ -21,6 +21,8 @@
 #include "mqtt/mqtt.h"
 #include "topic/trie.h"
 
+struct authw;
+struct authw_db;
 struct bufferevent;
 struct tls_server_ctx;
 struct event;
@@ -85,6 +87,13 @@ struct outmsg {
 };
 TAILQ_HEAD(out_list, outmsg);
 
+/* A retained message owed to a new subscription, sent as the client's
+ * output drains (session_pump()). */
+struct retained_out {
+	struct msg		*m;
+	uint8_t			 qos;
+};
+
 /* An acknowledgement owed to a device (acks.c). */
 struct owed;
 TAILQ_HEAD(owed_list, owed);
@@ -109,6 +118,8 @@ struct session {
 	size_t			 nqos2_in;
 	size_t			 capqos2_in;
 	struct owed_list	 owed;		/* PUBACK/PUBREC, packet order */
+	struct retained_out	*ret;		/* retained messages to send */
+	size_t			 ret_head, nret, capret;
 	/* routing scratch: one delivery per publish at the highest QoS */
 	uint64_t		 match_gen;
 	uint8_t			 match_qos;
@@ -131,7 +142,7 @@ struct listener {
 	struct cfg_addr		 addr;
 	const struct cfg_listener *conf;	/* refreshed at every reload */
 	struct tls_server_ctx	*tls;		/* NULL: plain TCP or unix */
-	struct passwd_db	*passwd;	/* auth.password_file, NULL if none */
+	struct authw_db		*passwd;	/* auth.password_file, NULL if none */
 	struct acl		*acl;		/* auth.acl_file, NULL if none */
 	size_t			 nclients;
 	bool			 keep;		/* reload bookkeeping */
@@ -169,6 +180,8 @@ struct broker_stats {
 	uint64_t	msgs_dropped;		/* queue full, slow subscriber */
 	uint64_t	clients_refused;
 	uint64_t	protocol_errors;
+	uint64_t	retained_refused;	/* over limits.max_retained* */
+	uint64_t	retained_skipped;	/* a session's backlog was full */
 };
 
 struct broker {
@@ -184,6 +197,8 @@ struct broker {
 	bool			 any_acl;	/* some listener has an ACL file */
 	struct trie		*subs;
 	struct hmap		 retained;	/* topic -> struct msg */
+	size_t			 nretained;	/* of them, not $SYS */
+	uint64_t		 retained_bytes;	/* their topics and payloads */
 	struct event		*ev_sys;
 	struct event		*ev_expire;
 	struct event		*ev_persist;
@@ -197,6 +212,7 @@ struct broker {
 	uint64_t		 next_auto_id;
 	struct broker_stats	 stats;
 	struct bridge		*bridge;	/* NULL: nothing goes upstream */
+	struct authw		*authw;		/* password checks (authw.h) */
 	struct owed_list	 owed_stored;	/* pending acks by seq (acks.c) */
 	struct owed_list	 owed_delivered;
 	struct hmap		 owed_by_seq;	/* seq -> owed, ack: delivered */
@@ -215,7 +231,11 @@ enum broker_fate {
 	BROKER_ACK,		/* now: not bridged, or bridged and durable */
 	BROKER_ACK_STORED,	/* once queue record *seq is durable */
 	BROKER_ACK_DELIVERED,	/* once AWS acknowledged record *seq */
-	BROKER_REFUSED,		/* the bridge's queue refused it */
+	BROKER_REFUSED,		/* the bridge's queue is full (drop: newest) */
+	BROKER_UNSTORED,	/* the bridge could not store it: disk full or
+				 * failing, queue failed */
+	BROKER_WITHHELD,	/* acks.c: never acknowledged on this
+				 * connection, which is closed (client.c) */
 };
 
 /*
@@ -242,6 +262,8 @@ void		 session_detach(struct broker *b, struct session *s);
 void		 session_deliver(struct broker *b, struct session *s,
 		    struct msg *m, uint8_t qos, bool retain);
 void		 session_pump(struct broker *b, struct session *s);
+bool		 session_retained_add(struct broker *b, struct session *s,
+		    struct msg *m, uint8_t qos);
 void		 session_resend(struct broker *b, struct session *s);
 bool		 session_ack(struct broker *b, struct session *s,
 		    enum mqtt_type type, uint16_t pid);
@@ -267,6 +289,7 @@ void		 acks_undelivered_below(struct broker *b, uint64_t seq,
 bool		 acks_awaiting_delivery(const struct broker *b,
 		    uint64_t *lowest);
 void		 acks_session_free(struct broker *b, struct session *s);
+void		 acks_connection_lost(struct broker *b, struct session *s);
 
 /* connections (client.c) */
 void		 client_accept(struct listener *l, int fd,

@@ -24,19 +24,32 @@
 #include <event2/util.h>
 
 #include "auth/passwd.h"
+#include "daemon/broker/authw.h"
 #include "daemon/util/log.h"
 #include "daemon/util/tls.h"
 
 #define CLIENT_CONNECT_MAX	(64 * 1024 + 1024)	/* before CONNACK */
 #define CLIENT_LINGER_SEC	2	/* to flush a last CONNACK/DISCONNECT */
 #define CLIENT_COPY_MAX		512	/* smaller payloads are copied, not shared */
+#define CLIENT_WITHHOLD_MAX_S	60	/* see client_withhold() */
+
+/* Where the CONNECT's password check is (authw.h). */
+enum client_auth {
+	CLIENT_AUTH_NONE,	/* not asked */
+	CLIENT_AUTH_PENDING,	/* on the worker; reading is paused */
+	CLIENT_AUTH_OK,
+	CLIENT_AUTH_BAD,
+};
 
 struct client_priv {
 	unsigned	busy;		/* callbacks of this client on the stack */
+	enum client_auth auth;
+	struct authw_job *auth_job;	/* while CLIENT_AUTH_PENDING */
 	bool		closed;
 	bool		linger;		/* closed, flushing its output */
 	bool		io_error;	/* nothing more can be written */
-	bool		kick;		/* close from the next loop iteration */
+	bool		kick;		/* close when ev_deadline fires */
+	bool		withholding;	/* an acknowledgement is withheld */
 	bool		send_will;
 	uint8_t		kick_reason;
 	const char	*kick_why;
@@ -140,20 +153,58 @@ payload_unref(const void *data, size_t len, void *extra)
 	msg_unref(extra);
 }
 
-/* Close the client from the next loop iteration: used where closing now
- * would re-enter routing (a will published in the middle of a fan-out). */
+/* Close the client ms from now; the first call decides. */
 static void
-client_kick(struct client *c, const char *why, uint8_t reason)
+client_kick_in(struct client *c, const char *why, uint8_t reason,
+    uint64_t ms)
 {
 	struct client_priv *p = PRIV(c);
-	struct timeval now = { 0, 0 };
+	struct timeval tv = { (time_t)(ms / 1000),
+	    (suseconds_t)(ms % 1000) * 1000 };
 
 	if (p->closed || p->kick)
 		return;
 	p->kick = true;
 	p->kick_why = why;
 	p->kick_reason = reason;
-	evtimer_add(c->ev_deadline, &now);
+	evtimer_add(c->ev_deadline, &tv);
+}
+
+/* Close the client from the next loop iteration: used where closing now
+ * would re-enter routing (a will published in the middle of a fan-out). */
+static void
+client_kick(struct client *c, const char *why, uint8_t reason)
+{
+	client_kick_in(c, why, reason, 0);
+}
+
+/*
+ * An MQTT 3.1.1 client published a QoS 1/2 message that the bridge could
+ * not store (disk full or failing, queue failed). A PUBACK would promise
+ * what is not true, and 3.1.1 has no negative one: the acknowledgement is
+ * withheld (acks.c) and the connection closed after the client's keep
+ * alive (1 s at least, CLIENT_WITHHOLD_MAX_S at most, which is also the
+ * bound for a keep alive of 0), as long as the client already waits for a
+ * PINGRESP before giving up on us. The device's own client then reconnects
+ * and sends the message again, with DUP: nothing it was not acknowledged
+ * for is lost, and a device that reconnects into a disk still full is
+ * closed again after the same delay, not in a loop. One line per
+ * connection.
+ */
+static void
+client_withhold(struct client *c)
+{
+	uint64_t s = c->keepalive;
+
+	if (PRIV(c)->withholding)
+		return;
+	PRIV(c)->withholding = true;
+	if (s == 0 || s > CLIENT_WITHHOLD_MAX_S)
+		s = CLIENT_WITHHOLD_MAX_S;
+	log_warnx("publish not stored id=%s peer=%s: acknowledgement withheld, "
+	    "closing the connection in %llu s so that the device sends it "
+	    "again", c->idlog, c->peer, (unsigned long long)s);
+	client_kick_in(c, "message not stored", 0, s * 1000);
 }
 
 bool
@@ -245,6 +296,10 @@ client_close(struct client *c, const char *why, uint8_t reason)
 	p->closed = true;
 	p->kick = false;
 	p->busy++;		/* nothing below may free it */
+	if (p->auth_job != NULL) {	/* gone before its verdict */
+		authw_cancel(p->auth_job);
+		p->auth_job = NULL;
+	}
 	if (c->state == CLIENT_S_ONLINE)
 		log_info("client disconnected id=%s peer=%s reason=%s",
 		    c->idlog, c->peer, why);
@@ -282,8 +337,10 @@ client_close(struct client *c, const char *why, uint8_t reason)
 			log_info("will denied by the ACL id=%s", c->idlog);
 		msg_unref(w);
 	}
-	if (s != NULL && s->client == c)
+	if (s != NULL && s->client == c) {
+		acks_connection_lost(b, s);
 		session_detach(b, s);
+	}
 
 	bufferevent_disable(c->bev, EV_READ);
 	if (p->linger) {
@@ -354,31 +411,72 @@ client_refuse(struct client *c, uint8_t rc311, uint8_t rc5, const char *why)
 	client_close(c, why, 0);
 }
 
-static bool
+static void client_input(struct client *);
+
+/* The password check's verdict: the CONNECT, still at the front of the
+ * input, is handled again with it, then whatever followed. */
+static void
+on_auth_verdict(void *arg, bool ok)
+{
+	struct client *c = arg;
+	struct client_priv *p = PRIV(c);
+
+	p->auth_job = NULL;
+	p->auth = ok ? CLIENT_AUTH_OK : CLIENT_AUTH_BAD;
+	p->busy++;
+	client_input(c);
+	if (!p->closed)
+		bufferevent_enable(c->bev, EV_READ);
+	p->busy--;
+	client_release(c);
+}
+
+/*
+ * Is this CONNECT's user allowed in? CLIENT_AUTH_OK or _BAD (refused and
+ * closing); CLIENT_AUTH_PENDING while the password is checked on the
+ * worker: reading pauses, the CONNECT stays undrained in the input and is
+ * handled again when the verdict comes (on_auth_verdict). A client that
+ * goes meanwhile cancels its check (client_close); one that waits too long
+ * meets the CONNECT deadline, which still runs.
+ */
+static enum client_auth
 client_authenticate(struct client *c, const struct mqtt_connect *conn)
 {
 	const struct cfg_auth *auth = &c->l->conf->auth;
+	struct client_priv *p = PRIV(c);
 
 	if (!conn->has_username) {
 		if (!auth->anonymous) {
 			client_refuse(c, 0x05, 0x87, "not authorized");
-			return false;
+			return CLIENT_AUTH_BAD;
 		}
-		return true;
+		return CLIENT_AUTH_OK;
+	}
+	if (c->l->passwd != NULL && p->auth == CLIENT_AUTH_NONE) {
+		p->auth_job = authw_submit(c->b->authw, c->l->passwd,
+		    (const char *)conn->username.ptr, conn->username.len,
+		    conn->password.ptr, conn->has_password ?
+		    conn->password.len : 0, on_auth_verdict, c);
+		if (p->auth_job == NULL) {
+			log_warnx("password checks: %zu waiting, refusing "
+			    "peer=%s", authw_pending(c->b->authw), c->peer);
+			client_refuse(c, 0x03, 0x89, "server busy");
+			return CLIENT_AUTH_BAD;
+		}
+		bufferevent_disable(c->bev, EV_READ);
+		return p->auth = CLIENT_AUTH_PENDING;
+	}
+	if (p->auth == CLIENT_AUTH_BAD) {
+		client_refuse(c, 0x04, 0x86, "bad user name or password");
+		return CLIENT_AUTH_BAD;
 	}
 	if ((c->username = malloc(conn->username.len + 1)) == NULL) {
 		client_refuse(c, 0x03, 0x89, "out of memory");
-		return false;
+		return CLIENT_AUTH_BAD;
 	}
 	memcpy(c->username, conn->username.ptr, conn->username.len);
 	c->username[conn->username.len] = '\0';
-	if (c->l->passwd != NULL && passwd_db_verify(c->l->passwd,
-	    c->username, conn->username.len, conn->password.ptr,
-	    conn->has_password ? conn->password.len : 0) != PASSWD_OK) {
-		client_refuse(c, 0x04, 0x86, "bad user name or password");
-		return false;
-	}
-	return true;
+	return CLIENT_AUTH_OK;
 }
 
 static void
@@ -395,8 +493,8 @@ handle_connect(struct client *c, const struct mqtt_connect *conn)
 
 	c->version = conn->protocol_level;
 	log_escape(c->idlog, sizeof(c->idlog), id, idlen);
-	if (!client_authenticate(c, conn))
-		return;
+	if (client_authenticate(c, conn) != CLIENT_AUTH_OK)
+		return;		/* refused, or wait for the verdict */
 
 	if (idlen == 0) {
 		/* MQTT-3.1.3-6: a unique id for a clean session without one
@@ -598,11 +696,20 @@ handle_publish(struct client *c, const struct mqtt_publish *pub)
 		}
 		fate = broker_publish(b, s, m, pub->qos > 0 ? &seq : NULL);
 		msg_unref(m);
-		/* MQTT 5 can say the queue refused it; 3.1.1 cannot say no */
-		if (fate == BROKER_REFUSED && c->version == MQTT_V5) {
+		/* MQTT 5 can say the queue refused it; 3.1.1 cannot say no:
+		 * a policy's refusal (drop: newest) is acknowledged, as
+		 * documented, but what could not be stored is not */
+		if ((fate == BROKER_REFUSED || fate == BROKER_UNSTORED) &&
+		    c->version == MQTT_V5) {
 			reason = 0x97;
 			if (pub->qos == 2)	/* the flow ends at PUBREC */
 				(void)session_qos2_release(s, pub->packet_id);
+		} else if (fate == BROKER_UNSTORED && pub->qos > 0) {
+			/* its resend must be routed again, not deduplicated */
+			if (pub->qos == 2)
+				(void)session_qos2_release(s, pub->packet_id);
+			fate = BROKER_WITHHELD;
+			client_withhold(c);
 		}
 	}
 	if (pub->qos > 0)
@@ -814,8 +921,10 @@ client_input(struct client *c)
 				client_violation(c, st, NULL);
 			return;
 		}
-		c->b->stats.bytes_received += used;
 		client_handle(c, &pkt);
+		if (PRIV(c)->auth == CLIENT_AUTH_PENDING)
+			return;	/* the CONNECT stays for the verdict */
+		c->b->stats.bytes_received += used;
 		evbuffer_drain(in, used);
 	}
 }

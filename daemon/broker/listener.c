@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "auth/passwd.h"
+#include "daemon/broker/authw.h"
 #include "daemon/util/log.h"
 #include "daemon/util/sock.h"
 #include "daemon/util/tls.h"
@@ -65,7 +66,8 @@ static int
 listener_load_auth(struct listener *l, const struct cfg_listener *conf)
 {
 	const struct cfg_auth *auth = &conf->auth;
-	struct passwd_db *pw = NULL;
+	struct passwd_db *db = NULL;
+	struct authw_db *pw = NULL;
 	struct acl *acl = NULL;
 	uint8_t *buf = NULL;
 	size_t len;
@@ -79,11 +81,14 @@ listener_load_auth(struct listener *l, const struct cfg_listener *conf)
 			    auth->password_file);
 			goto fail;
 		}
-		if (passwd_db_parse((char *)buf, len, &pw, &err) !=
+		if (passwd_db_parse((char *)buf, len, &db, &err) !=
 		    PASSWD_OK) {
 			log_warnx("%s: %s", auth->password_file, err.msg);
 			goto fail;
 		}
+		/* shared with the checks running against it (authw.h) */
+		if ((pw = authw_db_new(db)) == NULL)
+			goto fail;
 		free(buf);
 		buf = NULL;
 	}
@@ -103,18 +108,18 @@ listener_load_auth(struct listener *l, const struct cfg_listener *conf)
 		free(buf);
 		buf = NULL;
 	}
-	passwd_db_free(l->passwd);
+	authw_db_unref(l->passwd);
 	acl_free(l->acl);
 	l->passwd = pw;
 	l->acl = acl;
 	if (pw != NULL || acl != NULL)
 		log_info("listener=%s users=%zu acl_rules=%zu", l->name,
-		    pw != NULL ? passwd_db_count(pw) : 0,
+		    pw != NULL ? passwd_db_count(authw_db_get(pw)) : 0,
 		    acl != NULL ? acl_rule_count(acl) : 0);
 	return 0;
 fail:
 	free(buf);
-	passwd_db_free(pw);
+	authw_db_unref(pw);
 	acl_free(acl);
 	return -1;
 }
@@ -152,7 +157,7 @@ listener_new(struct broker *b, const struct cfg_listener *conf)
 fail:
 	sock_unlink(&l->addr, &l->file);
 	tls_server_ctx_unref(l->tls);
-	passwd_db_free(l->passwd);
+	authw_db_unref(l->passwd);
 	acl_free(l->acl);
 	free(l);
 	return NULL;
@@ -181,7 +186,7 @@ listener_free(struct broker *b, struct listener *l)
 		if (s->l == l)
 			s->l = NULL;
 	tls_server_ctx_unref(l->tls);
-	passwd_db_free(l->passwd);
+	authw_db_unref(l->passwd);
 	acl_free(l->acl);
 	sock_acceptor_free(l->acc);
 	sock_unlink(&l->addr, &l->file);

@@ -42,6 +42,96 @@ fail:
 	return NULL;
 }
 
+/* ---- retained messages for new subscriptions ----------------------------- */
+
+static void
+retained_clear(struct session *s)
+{
+	for (size_t i = s->ret_head; i < s->nret; i++)
+		msg_unref(s->ret[i].m);
+	free(s->ret);
+	s->ret = NULL;
+	s->ret_head = s->nret = s->capret = 0;
+}
+
+/*
+ * Note a retained message for the session's client, to be sent by
+ * session_pump(). A session holds at most limits.max_retained of them at a
+ * time (more only with overlapping subscriptions to everything the broker
+ * keeps): past that, or out of memory, the rest is skipped, counted and
+ * logged, and false returned.
+ */
+bool
+session_retained_add(struct broker *b, struct session *s, struct msg *m,
+    uint8_t qos)
+{
+	size_t pending = s->nret - s->ret_head;
+
+	if (pending >= (size_t)b->cfg->limits.max_retained + 64)
+		goto skip;
+	if (s->nret == s->capret) {
+		size_t ncap = s->capret ? s->capret * 2 : 64;
+		struct retained_out *n;
+
+		if (s->ret_head > 0) {	/* slide the sent ones out first */
+			memmove(s->ret, s->ret + s->ret_head,
+			    pending * sizeof(*s->ret));
+			s->ret_head = 0;
+			s->nret = pending;
+		} else if ((n = reallocarray(s->ret, ncap, sizeof(*n))) ==
+		    NULL) {
+			goto skip;
+		} else {
+			s->ret = n;
+			s->capret = ncap;
+		}
+	}
+	s->ret[s->nret++] = (struct retained_out){ msg_ref(m), qos };
+	return true;
+skip:
+	if (b->stats.retained_skipped++ % 1000 == 0)
+		log_warnx("retained messages skipped id=%s: %zu already waiting "
+		    "for this client; skipped=%llu", s->id, pending,
+		    (unsigned long long)b->stats.retained_skipped);
+	return false;
+}
+
+/*
+ * Send the next noted retained message if the client can take it now: a
+ * QoS 0 one when its output has room, a QoS 1/2 one when the session's
+ * queue has nothing unsent and the window has room (so that the queue does
+ * not fill, and drop, with them). false: wait for the next pump.
+ */
+static bool
+retained_pump_one(struct broker *b, struct session *s, size_t window)
+{
+	struct retained_out *r;
+	struct outmsg *o;
+
+	if (s->ret_head == s->nret)
+		return false;
+	if (!client_can_write(s->client) || (s->ret[s->ret_head].qos > 0 &&
+	    (s->nqueued > 0 || s->ninflight >= window)))
+		return false;
+	r = &s->ret[s->ret_head];
+	if (r->qos == 0) {
+		(void)client_send_publish(s->client, r->m, 0, true, false, 0);
+		msg_unref(r->m);
+	} else {
+		if ((o = calloc(1, sizeof(*o))) == NULL)
+			return false;
+		*o = (struct outmsg){ .m = r->m, .qos = r->qos, .retain = true,
+		    .state = OUT_QUEUED };
+		TAILQ_INSERT_TAIL(&s->out, o, entry);
+		s->nqueued++;
+		if (s->persistent)
+			persist_touch(b);
+	}
+	if (++s->ret_head == s->nret)
+		retained_clear(s);
+	return true;
+}
+
 void
 session_free(struct broker *b, struct session *s)
 {
@@ -65,6 +155,7 @@ session_free(struct broker *b, struct session *s)
 		msg_unref(o->m);
 		free(o);
 	}
+	retained_clear(s);
 	(void)hmap_del(&b->sessions, s->id, s->id_len);
 	free(s->qos2_in);
 	free(s->username);
@@ -151,18 +242,12 @@ session_next_pid(struct session *s)
 }
 
 /* Send queued messages while the window and the client's buffer allow. */
-void
-session_pump(struct broker *b, struct session *s)
+static void
+session_pump_out(struct broker *b, struct session *s, size_t window)
 {
 	struct client *c = s->client;
-	size_t window = (size_t)b->cfg->limits.max_inflight;
 	struct outmsg *o, *next;
 
-	if (c == NULL)
-		return;
-	/* an MQTT 5 client may ask for a smaller window (Receive Maximum) */
-	if (c->receive_max != 0 && c->receive_max < window)
-		window = c->receive_max;
 	for (o = TAILQ_FIRST(&s->out); o != NULL; o = next) {
 		next = TAILQ_NEXT(o, entry);
 		if (o->state != OUT_QUEUED)
@@ -186,6 +271,24 @@ session_pump(struct broker *b, struct session *s)
 		(void)client_send_publish(s->client, o->m, o->qos, o->retain,
 		    false, o->pid);
 	}
+}
+
+/* Send what waits: the queue, then retained messages for new
+ * subscriptions, while the window and the client's buffer allow. */
+void
+session_pump(struct broker *b, struct session *s)
+{
+	struct client *c = s->client;
+	size_t window = (size_t)b->cfg->limits.max_inflight;
+
+	if (c == NULL)
+		return;
+	/* an MQTT 5 client may ask for a smaller window (Receive Maximum) */
+	if (c->receive_max != 0 && c->receive_max < window)
+		window = c->receive_max;
+	do
+		session_pump_out(b, s, window);
+	while (retained_pump_one(b, s, window));
 }
 
 /* After a reconnect: everything in flight goes again, in order, PUBLISH

@@ -98,3 +98,23 @@ file_path(const char *dir, const char *name)
 	memcpy(p + dl + 1, name, nl + 1);
 	return p;
 }
+
+int
+file_wake_pipe(int fds[2])
+{
+	int e;
+
+	if (pipe(fds) == -1)
+		return -1;
+	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(fds[0], F_SETFD, FD_CLOEXEC) == -1 ||
+	    fcntl(fds[1], F_SETFD, FD_CLOEXEC) == -1) {
+		e = errno;
+		close(fds[0]);
+		close(fds[1]);
+		fds[0] = fds[1] = -1;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}

@@ -23,4 +23,9 @@ int	 file_fsync_dir(const char *dir);
 /* dir "/" name in a new string, NULL when out of memory. */
 char	*file_path(const char *dir, const char *name);
 
+/* A pipe by which a worker thread wakes the event loop: both ends
+ * close-on-exec, the read end non-blocking. 0, or -1 with errno set (no
+ * descriptor left open). */
+int	 file_wake_pipe(int fds[2]);
+
 #endif

@@ -108,6 +108,8 @@ struct cfg_limits {
 	int64_t		max_subscriptions;
 	uint64_t	connect_timeout_ms;
 	uint64_t	max_client_buffer;
+	int64_t		max_retained;		/* retained messages kept */
+	uint64_t	max_retained_bytes;	/* their topics and payloads */
 };
 
 enum cfg_cred_source {

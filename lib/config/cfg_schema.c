@@ -140,6 +140,14 @@ static const struct cfg_keydef limits_keys[] = {
 	  .min = 4 * KIB, .max = GIB, .dflt = "1MiB",
 	  .doc = "output buffered per client before broker.slow_subscriber "
 	      "applies" },
+	{ KEY("max_retained", CFG_T_INT, max_retained),
+	  .min = 0, .max = 10000000, .dflt = "10000",
+	  .doc = "retained messages kept, all topics together; past it a "
+	      "new topic's retained message is delivered but not kept" },
+	{ KEY("max_retained_bytes", CFG_T_SIZE, max_retained_bytes),
+	  .min = 0, .max = 4 * GIB, .dflt = "16MiB",
+	  .doc = "bytes of the retained messages' topics and payloads "
+	      "together, with the same rule" },
 };
 #undef S
 SECTION(limits_section, limits_keys, struct cfg_limits, NULL);

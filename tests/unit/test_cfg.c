@@ -254,7 +254,7 @@ test_defaults_canonical(void **state)
 	cfg = load_ok("aws: {endpoint: a.iot.eu-west-1.amazonaws.com, "
 	    "client_id: x}\nbridge: [{topic: a, direction: out}]\n");
 	cfg_walk(cfg, default_is_canonical, &n);
-	assert_int_equal(n, 52);
+	assert_int_equal(n, 54);
 	cfg_free(cfg);
 }
 
@@ -1762,7 +1762,7 @@ test_keys(void **state)
 	assert_int_equal(c.required, 8);
 	assert_int_equal(c.secret, 4);
 	assert_int_equal(c.enums, 7);
-	assert_int_equal(c.n, 71);
+	assert_int_equal(c.n, 73);
 }
 
 /* https_proxy as curl and friends write it; nothing of a password leaks. */

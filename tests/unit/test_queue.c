@@ -1647,6 +1647,53 @@ test_always_inline_fails(void **state)
 }
 
 /*
+ * fsync always, inline: the append that opens a new segment must also have
+ * the directory synced (the new file's name) before it counts as durable
+ * (issue 16 item 7). Through the fsync_fn hook, only the directory's fsync
+ * fails: appends into the open segment stay durable one by one; the one
+ * that needs a new segment is refused, durable does not move; it is taken
+ * once the directory can be synced again.
+ */
+static void
+test_always_new_segment_dir_fsync_fails(void **state)
+{
+	struct env	*e = *state;
+	struct syncer	 sy = { .dir_only = true };
+	uint64_t	 seq = 0, durable;
+	enum queue_status st;
+	int		 i, refused = 0, before;
+
+	e->opts.fsync = QUEUE_FSYNC_ALWAYS;
+	e->opts.segment_max = QUEUE_SEGMENT_MIN;
+	e->opts.fsync_fn = test_fsync;
+	e->opts.fsync_arg = &sy;
+	qopen(e, NULL);
+	/* the open segment's name is synced with the first append */
+	assert_int_equal(append_n(e, 0, 500, &seq), QUEUE_OK);
+	assert_true(queue_durable_seq(e->q) == seq);
+	before = count_segments(e);
+	sy.err = EIO;
+	for (i = 1; i <= 20 && refused == 0; i++) {
+		durable = queue_durable_seq(e->q);
+		st = append_n(e, i, 500, &seq);
+		if (st == QUEUE_OK) {
+			assert_true(queue_durable_seq(e->q) == seq);
+		} else {
+			assert_int_equal(st, QUEUE_IO);
+			assert_true(queue_durable_seq(e->q) == durable);
+			refused++;
+		}
+	}
+	assert_int_equal(refused, 1);
+	assert_true(i > 3);	/* not before the open segment was full */
+	sy.err = 0;
+	assert_int_equal(append_n(e, 99, 500, &seq), QUEUE_OK);
+	assert_true(queue_durable_seq(e->q) == seq);
+	assert_int_equal(count_segments(e), before + 1);
+	qclose(e);
+}
+
+/*
  * Real threads: a worker runs each job (its fsyncs slowed) while this
  * thread appends, rolls segments, hands out and acknowledges, which retires
  * segments for the jobs to delete. Every job makes durable what it said,
@@ -1804,6 +1851,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_flat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_durable_and_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_always_new_segment_dir_fsync_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_v1_crash, setup, teardown),
