@@ -323,6 +323,10 @@ stats_u64(const struct stats_def *d, const struct bridge_stats *st)
 	uint64_t v64;
 	uint32_t v32;
 
+	/* rows of other widths: never read more bytes than the field has */
+	if (d->kind == STATS_GAUGE || d->kind == STATS_FLAG ||
+	    d->kind == STATS_STATE)
+		return (uint64_t)stats_i64(d, st);
 	if (d->size == sizeof(v32)) {
 		memcpy(&v32, field(d, st), sizeof(v32));
 		return v32;

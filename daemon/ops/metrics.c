@@ -113,7 +113,9 @@ render_bridge(struct evbuffer *out, const struct bridge_stats *st)
 				    stats_drop_key(r, false),
 				    stats_drops(st, r));
 			break;
-		case STATS_GAUGE: {
+		case STATS_GAUGE:
+		case STATS_FLAG: {
+			/* stats_u64() reads 8 bytes: a bool has one */
 			const struct metric m = GAUGE(d->prom, d->help,
 			    stats_i64(d, st));
 

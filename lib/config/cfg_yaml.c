@@ -264,6 +264,14 @@ cfg_yaml_parse(struct cfg_loader *ld, unsigned file, const void *buf,
 		}
 		yaml_event_delete(&ev);
 	}
+	/* libyaml keeps whole copies of the input (raw, then decoded): a
+	 * static secret key would outlive the parse in freed memory. */
+	if (p.raw_buffer.start != NULL)
+		mbedtls_platform_zeroize(p.raw_buffer.start,
+		    (size_t)(p.raw_buffer.end - p.raw_buffer.start));
+	if (p.buffer.start != NULL)
+		mbedtls_platform_zeroize(p.buffer.start,
+		    (size_t)(p.buffer.end - p.buffer.start));
 	yaml_parser_delete(&p);
 	*root = t.root;
 	return st;
