@@ -87,7 +87,8 @@ tchoice_worked(struct tchoice *c)
 	enum tchoice_way w = tchoice_current(c);
 	bool changed = !c->known || c->worked != w;
 
-	c->announced = 0;
+	/* said already, by the line that it works */
+	c->announced = 1u << w;
 	c->known = true;
 	c->worked = w;
 	return c->auto_mode && changed;

@@ -76,8 +76,9 @@ enum tchoice_way tchoice_current(const struct tchoice *c);
 
 /*
  * Should the current way be logged as the one tried? True once per way
- * between successes, so that a gateway cycling through the list for hours
- * says each choice once; false for a fixed mode.
+ * between successes (never for the way that worked last), so that a
+ * gateway cycling through the list for hours says each choice once;
+ * false for a fixed mode.
  */
 bool	tchoice_announce(struct tchoice *c);
 
@@ -90,7 +91,7 @@ bool	tchoice_failed(struct tchoice *c);
 
 /*
  * The current way carried a session: it stays the way, and the
- * announcements start afresh. Returns true when it should be written to
+ * announcements of the others start afresh. Returns true when it should be written to
  * the memory file: auto, and not the way remembered or worked before.
  */
 bool	tchoice_worked(struct tchoice *c);
