@@ -617,18 +617,18 @@ memory_write(struct transport *t)
 	    (tmp = str_concat3(t->memory, ".tmp", "")) == NULL)
 		goto out;
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0644)) == -1 || file_write_all(fd, text, len) != 0 ||
-	    close(fd) != 0) {
+	    O_NOFOLLOW, 0644)) == -1 || file_write_all(fd, text, len) != 0)
+		goto fail;
+	if (close(fd) != 0) {
 		fd = -1;
-		log_warn("%s: transport auto: cannot write %s", t->name, tmp);
-		(void)unlink(tmp);
-		goto out;
+		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, t->memory) != 0) {
-		log_warn("%s: transport auto: cannot rename %s", t->name, tmp);
-		(void)unlink(tmp);
-	}
+	if (rename(tmp, t->memory) == 0)
+		goto out;
+fail:
+	log_warn("%s: transport auto: cannot write %s", t->name, tmp);
+	(void)unlink(tmp);
 out:
 	if (fd != -1)
 		(void)close(fd);
