@@ -4,16 +4,20 @@
  * knows nothing of WebSockets, SigV4, proxies or TLS. One transport carries
  * one connection at a time and can be opened again after it closed.
  *
- * The steps every transport shares (resolve the name with evdns, connect
- * over TCP address by address, tunnel through an HTTP proxy, TLS with the
- * configured CA) live in transport.c; what differs lives in one
- * implementation file behind struct transport_impl (transport_impl.h):
- * transport_wss.c is MQTT over a SigV4-signed WebSocket. Another, such as
- * raw MQTT over mutual TLS, is one more file and a line in
- * transport_new().
+ * The steps every transport shares (get ready, resolve the name with
+ * evdns, connect over TCP address by address, tunnel through an HTTP
+ * proxy, TLS with the configured CA and the device certificate) live in
+ * transport.c; what differs lives in one implementation file behind struct
+ * transport_impl (transport_impl.h): transport_wss.c is MQTT over a
+ * SigV4-signed WebSocket, transport_raw.c the TLS stream as it is (MQTT
+ * over mutual TLS, on 8883 or on 443 with ALPN, and the credentials
+ * provider's HTTPS). aws.transport chooses one, or with auto a list that
+ * is tried one per attempt (lib/tchoice), the one that carried a session
+ * remembered in the state directory.
  *
  *	transport_open()  ->  opened()  ->  data() / drained() ...
  *	                  \-> closed(FAILED | RETRY)       \-> closed(LOST)
+ *	                                    \-> expiring() (reconnect soon)
  *
  * Callbacks are never made from inside transport_open(), transport_send()
  * or transport_close(); transport_close() by the session makes none.
@@ -52,12 +56,17 @@ struct transport_cb {
 	/* The connection ended on its own; why is a log-ready reason that
 	 * never holds a secret. */
 	void	(*closed)(void *arg, enum transport_end end, const char *why);
+	/* The open connection will not be accepted for long (the temporary
+	 * credentials it was signed with are about to expire, and fresh ones
+	 * are there): reconnect when it suits. Optional (NULL). */
+	void	(*expiring)(void *arg, const char *why);
 };
 
 /* What status and logs show of a transport. */
 struct transport_info {
 	const char	*name;		/* its log prefix ("uplink") */
-	const char	*kind;		/* "wss" */
+	const char	*kind;		/* "wss", "mqtts", "mqtts-alpn" (auto:
+					 * of this attempt), "https" */
 	const char	*host;		/* the endpoint; NULL without aws */
 	uint16_t	 port;
 	const char	*proxy_host;	/* NULL: direct */
@@ -77,6 +86,16 @@ struct transport_info {
  * settings cannot be used (logged: aws.ca_file unreadable).
  */
 struct transport *transport_new(struct event_base *base,
+		    struct evdns_base *dns, const struct cfg *cfg,
+		    const char *name);
+
+/*
+ * A transport to the AWS IoT credentials provider of cfg's aws section
+ * (aws.credentials.endpoint, with aws.cert_file, through the proxy): the TLS
+ * stream for one HTTPS exchange (credfetch.c). As transport_new()
+ * otherwise; NULL also without a credentials endpoint.
+ */
+struct transport *transport_new_credentials(struct event_base *base,
 		    struct evdns_base *dns, const struct cfg *cfg,
 		    const char *name);
 
@@ -128,5 +147,16 @@ void		 transport_close(struct transport *t, bool polite);
 
 void		 transport_info(const struct transport *t,
 		    struct transport_info *ti);
+
+/* Zeroize every byte of buf, where it lies, then drain it: for a stream
+ * that carried a secret (the credentials provider's answer). */
+void		 transport_wipe(struct evbuffer *buf);
+
+/*
+ * The session says the open connection carried it (CONNACK): with auto,
+ * this way is the one to keep, and to try first at the next start. An
+ * attempt that ends without this moves auto on to the next way.
+ */
+void		 transport_established(struct transport *t);
 
 #endif

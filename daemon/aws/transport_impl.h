@@ -16,10 +16,16 @@
 #include "daemon/aws/transport.h"
 
 struct evbuffer;
+struct event_base;
+struct evdns_base;
 struct cfg;
 
 struct transport_impl {
 	const char	*kind;		/* "wss": for logs and status */
+	const char	*alpn;		/* the ALPN protocol TLS offers; NULL */
+	/* What to check when AWS closes the stream before the session
+	 * began (NULL: nothing to say). */
+	const char	*closed_early;
 
 	/* State for a transport made from cfg (the transport's, borrowed
 	 * like it: read it through transport_cfg()). NULL when out of memory
@@ -30,6 +36,17 @@ struct transport_impl {
 	/* Would cfg b make another connection than a, for what only this
 	 * implementation reads (the region it signs for)? */
 	bool	 (*differs)(const struct cfg *a, const struct cfg *b);
+
+	/* Optional: cfg replaces the config in force without a new
+	 * connection (differs() said no): what the state borrowed of the old
+	 * one must now come from cfg. */
+	void	 (*adopt)(void *st, const struct cfg *cfg);
+
+	/* Optional: before anything is resolved, get what the attempt needs
+	 * (temporary credentials). True: ready, go on. False: call
+	 * transport_prepared() or transport_fail() later, from the loop;
+	 * never from inside prepare(). */
+	bool	 (*prepare)(struct transport *t, void *st);
 
 	/* TLS is up. Start the implementation's own handshake, writing to
 	 * wire; or call transport_opened() at once when it has none. Report a
@@ -59,10 +76,30 @@ struct transport_impl {
 };
 
 extern const struct transport_impl transport_wss;
+extern const struct transport_impl transport_mqtts;	/* transport_raw.c */
+extern const struct transport_impl transport_mqtts_alpn;
+extern const struct transport_impl transport_https;
 
 /* The configuration in force; the endpoint and the log prefix are in
  * transport_info(). */
 const struct cfg *transport_cfg(const struct transport *t);
+
+/* What the transport was made with, for an implementation that needs a
+ * connection of its own (the credentials provider's). */
+struct event_base *transport_base(const struct transport *t);
+struct evdns_base *transport_dns(const struct transport *t);
+
+/* The ALPN protocol this attempt offers (the implementation's), and the
+ * one the server chose once TLS is up; NULL for none. */
+const char	*transport_alpn_offered(const struct transport *t);
+const char	*transport_alpn(const struct transport *t);
+
+/* What prepare() waited for is there: the attempt goes on. */
+void		 transport_prepared(struct transport *t);
+
+/* The open connection will stop being accepted soon (its credentials
+ * expire): the session is asked to reconnect when it can. */
+void		 transport_expiring(struct transport *t, const char *why);
 
 /* Count wire bytes the implementation took from its input and wrote to its
  * output (handshake and framing included), for status and metrics. The

@@ -1,13 +1,16 @@
 /*
  * MQTT over a SigV4-signed WebSocket, AWS IoT's "wss" on port 443: the
  * upgrade request signed with the credentials read afresh for each attempt
- * (a rotated file or a new environment needs no reload), the presigned
- * target wiped as soon as the request is in the output, and the request
- * once the TLS layer took it; a refused upgrade's Date
- * header corrects the signing clock (a Pi without RTC boots in 1970); then
- * masked binary frames out, and frames in whose payloads are the MQTT
- * stream. Bytes are parsed by lib/ws and lib/sigv4; this file moves their
- * results between buffers.
+ * (a rotated file or a new environment needs no reload), or with temporary
+ * ones from the AWS IoT credentials provider (credfetch.c: fetched before
+ * the attempt when there are none, and when new ones replace them, the
+ * session is asked to reconnect with those); the presigned target wiped as
+ * soon as the request is in the output, and the request once the TLS layer
+ * took it; a refused upgrade's Date header, or the credentials provider's,
+ * corrects the signing clock (a Pi without RTC boots in 1970); then masked
+ * binary frames out, and frames in whose payloads are the MQTT stream.
+ * Bytes are parsed by lib/ws and lib/sigv4; this file moves their results
+ * between buffers.
  */
 #include "daemon/aws/transport_impl.h"
 
@@ -24,6 +27,7 @@
 #include "iotb_build.h"
 #include "config/cfg.h"
 #include "creds/creds.h"
+#include "daemon/aws/credfetch.h"
 #include "daemon/util/file.h"
 #include "daemon/util/log.h"
 #include "daemon/util/tls.h"
@@ -35,6 +39,9 @@
 #define WSS_CREDS_MAX	(64u << 10)	/* a shared credentials file */
 
 struct wss {
+	struct transport	*t;
+	struct credfetch	*cf;		/* source iot; else NULL */
+	bool			 waiting;	/* prepare() waits for cf */
 	struct ws_upgrade	 up;
 	char			*target;	/* presigned; secret */
 	bool			 upgraded;
@@ -118,7 +125,8 @@ close_frame(struct transport *t, struct wss *w, struct evbuffer *out,
 
 /* The credentials of this attempt, read afresh. */
 static int
-load_creds(const struct cfg *cfg, struct creds *c, char *err, size_t cap)
+load_creds(const struct wss *w, const struct cfg *cfg, struct creds *c,
+    char *err, size_t cap)
 {
 	const struct cfg_credentials *cc = &cfg->aws.credentials;
 	struct creds_error ce = { 0 };
@@ -163,6 +171,13 @@ load_creds(const struct cfg *cfg, struct creds *c, char *err, size_t cap)
 			return -1;
 		}
 		return 0;
+	case CFG_CRED_IOT:
+		if (!credfetch_copy(w->cf, c)) {
+			snprintf(err, cap, "the temporary credentials expired "
+			    "before the connection was made");
+			return -1;
+		}
+		return 0;
 	default:
 		cs = CREDS_INVALID;
 		break;
@@ -201,7 +216,7 @@ upgrade_send(struct transport *t, struct wss *w, struct evbuffer *out,
 	size_t len, rlen;
 	int rc = -1;
 
-	if (load_creds(cfg, &c, err, cap) != 0)
+	if (load_creds(w, cfg, &c, err, cap) != 0)
 		return -1;
 	transport_info(t, &ti);
 	p.host = ti.host;
@@ -251,30 +266,74 @@ out:
 }
 
 /*
- * A refused upgrade carries AWS's clock in its Date header. SigV4 allows 5
- * minutes of skew; beyond that, or whenever the local clock is known to be
- * wrong, sign with AWS's time from now on. Returns whether it changed (the
- * next attempt may go at once).
+ * An answer from AWS carries its clock in its Date header: a refused
+ * upgrade, or the credentials provider's. SigV4 allows 5 minutes of skew;
+ * beyond that, or whenever the local clock is known to be wrong, sign with
+ * AWS's time from now on. Returns whether it changed (the next attempt may
+ * go at once).
  */
 static bool
-clock_check(struct transport *t, const struct ws_handshake *hs)
+clock_learn(struct transport *t, int64_t date, const char *from)
 {
 	int64_t local = (int64_t)time(NULL), skew;
 	struct transport_info ti;
 
-	if (!hs->has_date)
-		return false;
-	skew = hs->date - (local + sigclock.offset);
+	skew = date - (local + sigclock.offset);
 	if (skew > -WSS_SKEW_S && skew < WSS_SKEW_S && !sigclock.unsync)
 		return false;
-	sigclock.offset = hs->date - local;
+	sigclock.offset = date - local;
 	sigclock.unsync = false;
 	transport_info(t, &ti);
 	log_warnx("%s: the local clock is %+" PRId64 "s off AWS's (Date of "
-	    "its %d answer); signing with AWS's time from now on",
-	    ti.name, -sigclock.offset, hs->status);
+	    "%s); signing with AWS's time from now on", ti.name,
+	    -sigclock.offset, from);
 	return true;
 }
+
+static bool
+clock_check(struct transport *t, const struct ws_handshake *hs)
+{
+	char from[32];
+
+	if (!hs->has_date)
+		return false;
+	snprintf(from, sizeof(from), "its %d answer", hs->status);
+	return clock_learn(t, hs->date, from);
+}
+
+/* ---- temporary credentials ------------------------------------------------ */
+
+static void
+on_fetched(void *arg, int64_t date)
+{
+	struct wss *w = arg;
+
+	if (date != 0)
+		(void)clock_learn(w->t, date, "the credentials provider's "
+		    "answer");
+	if (w->waiting) {
+		w->waiting = false;
+		transport_prepared(w->t);
+	} else if (w->upgraded)
+		transport_expiring(w->t, "new temporary credentials; the "
+		    "connection's expire soon");
+}
+
+static void
+on_fetch_failed(void *arg, const char *why)
+{
+	struct wss *w = arg;
+
+	if (!w->waiting)
+		return;
+	w->waiting = false;
+	transport_fail(w->t, TRANSPORT_FAILED, "%s", why);
+}
+
+static const struct credfetch_ops wss_credfetch_ops = {
+	.fetched = on_fetched,
+	.failed = on_fetch_failed,
+};
 
 /* ---- the implementation --------------------------------------------------- */
 
@@ -286,8 +345,14 @@ wss_create(struct transport *t, const struct cfg *cfg)
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
+	w->t = t;
 	transport_info(t, &ti);
-	if ((w->stream = evbuffer_new()) == NULL) {
+	if ((w->stream = evbuffer_new()) == NULL ||
+	    (cfg->aws.present && cfg->aws.credentials.source == CFG_CRED_IOT &&
+	    (w->cf = credfetch_new(transport_base(t), transport_dns(t), cfg,
+	    ti.name, &wss_credfetch_ops, w)) == NULL)) {
+		if (w->stream != NULL)
+			evbuffer_free(w->stream);
 		free(w);
 		return NULL;
 	}
@@ -309,6 +374,7 @@ wss_reset(void *st)
 	target_free(w);
 	evbuffer_drain(w->stream, evbuffer_get_length(w->stream));
 	w->upgraded = false;
+	w->waiting = false;
 }
 
 static void
@@ -317,17 +383,56 @@ wss_destroy(void *st)
 	struct wss *w = st;
 
 	wss_reset(w);
+	credfetch_free(w->cf);
 	evbuffer_free(w->stream);
 	mbedtls_platform_zeroize(w->rnd, sizeof(w->rnd));
 	free(w);
 }
 
 static bool
+str_differ(const char *x, const char *y)
+{
+	return (x == NULL) != (y == NULL) || (x != NULL && strcmp(x, y) != 0);
+}
+
+/* The region it signs for, and what the credentials provider is asked. */
+static bool
 wss_differs(const struct cfg *a, const struct cfg *b)
 {
-	const char *x = a->aws.region, *y = b->aws.region;
+	const struct cfg_credentials *x = &a->aws.credentials,
+	    *y = &b->aws.credentials;
 
-	return (x == NULL) != (y == NULL) || (x != NULL && strcmp(x, y) != 0);
+	return str_differ(a->aws.region, b->aws.region) ||
+	    (x->source == CFG_CRED_IOT) != (y->source == CFG_CRED_IOT) ||
+	    str_differ(x->role_alias, y->role_alias) ||
+	    str_differ(x->thing_name, y->thing_name);
+}
+
+static void
+wss_adopt(void *st, const struct cfg *cfg)
+{
+	struct wss *w = st;
+
+	if (w->cf != NULL)
+		credfetch_adopt(w->cf, cfg);
+}
+
+/* Temporary credentials first, when they come from the provider. Those
+ * fetched for this very attempt are "fresh": a 403 then is no staleness. */
+static bool
+wss_prepare(struct transport *t, void *st)
+{
+	struct wss *w = st;
+
+	if (w->cf == NULL)
+		return true;
+	if (credfetch_ready(w->cf)) {
+		credfetch_mark(w->cf);
+		return true;
+	}
+	w->waiting = true;
+	credfetch_want(w->cf);
+	return false;
 }
 
 static void
@@ -355,10 +460,23 @@ upgrade_input(struct transport *t, struct wss *w, struct evbuffer *in)
 	if (st == WS_NEED_MORE)
 		return false;
 	if (st == WS_HTTP_REFUSED) {
+		bool retry = clock_check(t, &hs), stale = false;
+
+		/* Temporary credentials AWS no longer takes (it may end them
+		 * before their expiration): drop them; ones cached from
+		 * before this attempt are fetched anew at once, while fresh
+		 * ones refused are a refusal, with the usual backoff. */
+		if (w->cf != NULL && hs.status == 403 && !retry) {
+			stale = !credfetch_fresh(w->cf);
+			credfetch_forget(w->cf);
+		}
 		log_escape(body, sizeof(body), hs.body.ptr, hs.body.len);
-		transport_fail(t, clock_check(t, &hs) ? TRANSPORT_RETRY :
-		    TRANSPORT_FAILED, "WebSocket upgrade refused: %d%s%s",
-		    hs.status, body[0] ? " " : "", body);
+		transport_fail(t, retry || stale ? TRANSPORT_RETRY :
+		    TRANSPORT_FAILED, "WebSocket upgrade refused: %d%s%s%s",
+		    hs.status, body[0] ? " " : "", body, w->cf == NULL ||
+		    hs.status != 403 || retry ? "" : stale ? " (fetching new "
+		    "temporary credentials)" : " (the temporary credentials "
+		    "were just fetched)");
 		return false;
 	}
 	if (st != WS_OK) {
@@ -451,6 +569,8 @@ const struct transport_impl transport_wss = {
 	.create = wss_create,
 	.destroy = wss_destroy,
 	.differs = wss_differs,
+	.adopt = wss_adopt,
+	.prepare = wss_prepare,
 	.handshake = wss_handshake,
 	.input = wss_input,
 	.send = wss_send,

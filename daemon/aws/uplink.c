@@ -96,10 +96,7 @@ static void	uplink_fsm(struct uplink *, enum uplink_event, const char *);
 static void
 timer_ms(struct event *ev, uint64_t ms)
 {
-	struct timeval tv = {
-		.tv_sec = (time_t)(ms / 1000),
-		.tv_usec = (suseconds_t)(ms % 1000) * 1000,
-	};
+	struct timeval tv = clock_tv(ms);
 
 	event_add(ev, &tv);
 }
@@ -589,28 +586,43 @@ planned_finish(struct uplink *u)
 	uplink_fsm(u, UPLINK_EV_PLANNED, "planned reconnect");
 }
 
-/* AWS closes connections older than 24 h: go first, once what is in
- * flight is settled, or after aws.operation_timeout at the most. */
+/*
+ * A reconnect of our own choosing: taking no new publishes, once what is
+ * in flight is settled (or after aws.operation_timeout at the most), then
+ * DISCONNECT and connect again at once.
+ */
+static void
+plan_reconnect(struct uplink *u, const char *what)
+{
+	if ((u->state != UPLINK_ONLINE && u->state != UPLINK_SUBSCRIBING) ||
+	    u->planned)
+		return;
+	log_info("%s: %s, once in-flight messages are settled", u->name,
+	    what);
+	u->planned = true;
+	if (mqttc_count(u->mc, MQTTC_PUBLISH) > 0)
+		timer_ms(u->ev_age, u->cfg->aws.operation_timeout_ms);
+	else
+		planned_finish(u);
+}
+
+/* AWS closes connections older than 24 h: go first. Armed again by
+ * plan_reconnect(), it ends the wait for what is in flight. */
 static void
 on_age(evutil_socket_t fd, short ev, void *arg)
 {
 	struct uplink *u = arg;
-	char t[32];
+	char t[32], what[96];
 
-	if (u->state != UPLINK_ONLINE && u->state != UPLINK_SUBSCRIBING)
+	if (u->planned) {
+		if (u->state == UPLINK_ONLINE || u->state == UPLINK_SUBSCRIBING)
+			planned_finish(u);
 		return;
-	if (!u->planned) {
-		fmt_ms(t, sizeof(t), clock_mono_ms() - u->t_connack);
-		log_info("%s: the connection is %s old: reconnecting ahead of "
-		    "AWS's limit, once in-flight messages are settled",
-		    u->name, t);
-		u->planned = true;
-		if (mqttc_count(u->mc, MQTTC_PUBLISH) > 0) {
-			timer_ms(u->ev_age, u->cfg->aws.operation_timeout_ms);
-			return;
-		}
 	}
-	planned_finish(u);
+	fmt_ms(t, sizeof(t), clock_mono_ms() - u->t_connack);
+	snprintf(what, sizeof(what), "the connection is %s old: reconnecting "
+	    "ahead of AWS's limit", t);
+	plan_reconnect(u, what);
 }
 
 /* ---- MQTT in -------------------------------------------------------------- */
@@ -683,6 +695,7 @@ handle_packet(struct uplink *u, const struct mqtt_packet *pkt)
 			uplink_fsm(u, UPLINK_EV_FAILED, why);
 			return;
 		}
+		transport_established(u->t);
 		uplink_fsm(u, UPLINK_EV_CONNACK, "CONNACK");
 		return;
 	case MQTT_SUBACK:
@@ -810,11 +823,22 @@ on_closed(void *arg, enum transport_end end, const char *why)
 	    UPLINK_EV_FAILED, why);
 }
 
+/* The connection's authorization ends soon (its temporary credentials). */
+static void
+on_expiring(void *arg, const char *why)
+{
+	char what[192];
+
+	snprintf(what, sizeof(what), "%s: reconnecting", why);
+	plan_reconnect(arg, what);
+}
+
 static const struct transport_cb uplink_transport_cb = {
 	.opened = on_opened,
 	.data = on_data,
 	.drained = on_drained,
 	.closed = on_closed,
+	.expiring = on_expiring,
 };
 
 /* ---- life ----------------------------------------------------------------- */

@@ -32,6 +32,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_cache.h>
 #include <mbedtls/ssl_ticket.h>
@@ -63,6 +64,9 @@ struct tls_server_ctx {
 
 struct tls_client_ctx {
 	int			 refs;
+	struct tls_client_ctx	*base;		/* owns ca, cert, key; NULL: us */
+	char			*alpn;		/* offered; NULL: none */
+	const char		*alpn_list[2];	/* mbedTLS's form of it */
 	mbedtls_ssl_config	 conf;
 	mbedtls_ssl_config	 conf12;	/* TLS 1.2 only, for tls12_host */
 	mbedtls_x509_crt	 ca;
@@ -213,6 +217,30 @@ tls_conf_common(mbedtls_ssl_config *conf)
 	mbedtls_ssl_conf_dbg(conf, tls_debug, NULL);
 	mbedcompat_ssl_conf_versions(conf);
 	mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+}
+
+/*
+ * A private key other users can read is no secret, and one they can write
+ * is not ours: refuse it, as an ssh client refuses an identity file. The
+ * daemon's own group may read it (0640, group iotbridge).
+ */
+static int
+tls_key_private(const char *key_file, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(key_file, &st) == -1) {
+		tls_seterr(err, errlen, "key %s: %s", key_file,
+		    strerror(errno));
+		return -1;
+	}
+	if ((st.st_mode & (S_IROTH | S_IWOTH)) == 0)
+		return 0;
+	tls_seterr(err, errlen, "key %s is %s by other users (mode %04o): "
+	    "chmod 0600 %s, or 0640 with group iotbridge", key_file,
+	    (st.st_mode & S_IROTH) ? "readable" : "writable",
+	    (unsigned)(st.st_mode & 07777), key_file);
+	return -1;
 }
 
 static int
@@ -367,6 +395,8 @@ tls_server_ctx_unref(struct tls_server_ctx *ctx)
 static void
 tls_client_ctx_free(struct tls_client_ctx *ctx)
 {
+	tls_client_ctx_unref(ctx->base);
+	free(ctx->alpn);
 	mbedtls_ssl_session_free(&ctx->session);
 	free(ctx->session_host);
 	free(ctx->tls12_host);
@@ -383,6 +413,7 @@ static int
 tls_client_conf(struct tls_client_ctx *ctx, mbedtls_ssl_config *conf,
     bool tls12_only)
 {
+	struct tls_client_ctx *own = ctx->base != NULL ? ctx->base : ctx;
 	int ret;
 
 	if ((ret = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT,
@@ -393,27 +424,22 @@ tls_client_conf(struct tls_client_ctx *ctx, mbedtls_ssl_config *conf,
 		mbedcompat_ssl_conf_tls12_only(conf);
 	/* Not configurable on purpose: see DESIGN.md. */
 	mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-	mbedtls_ssl_conf_ca_chain(conf, &ctx->ca, NULL);
+	mbedtls_ssl_conf_ca_chain(conf, &own->ca, NULL);
 	mbedcompat_ssl_conf_client_tickets(conf);
-	if (ctx->cert.version != 0)
-		return mbedtls_ssl_conf_own_cert(conf, &ctx->cert, &ctx->key);
+	if (ctx->alpn != NULL &&
+	    (ret = mbedtls_ssl_conf_alpn_protocols(conf, ctx->alpn_list)) != 0)
+		return ret;
+	if (own->cert.version != 0)
+		return mbedtls_ssl_conf_own_cert(conf, &own->cert, &own->key);
 	return 0;
 }
 
-struct tls_client_ctx *
-tls_client_ctx_new(const char *ca_file, const char *cert_file,
-    const char *key_file, char *err, size_t errlen)
+static struct tls_client_ctx *
+tls_client_ctx_alloc(char *err, size_t errlen)
 {
 	struct tls_client_ctx *ctx;
-	char msg[128];
-	int ret;
 
 	tls_seterr(err, errlen, "%s", "");
-	if ((cert_file == NULL) != (key_file == NULL)) {
-		tls_seterr(err, errlen, "a client certificate needs its key "
-		    "and the other way round");
-		return NULL;
-	}
 	if (tls_drbg_init(err, errlen) == -1)
 		return NULL;
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
@@ -427,24 +453,75 @@ tls_client_ctx_new(const char *ca_file, const char *cert_file,
 	mbedtls_x509_crt_init(&ctx->cert);
 	mbedtls_pk_init(&ctx->key);
 	mbedtls_ssl_session_init(&ctx->session);
-
-	if (tls_load_ca(&ctx->ca, ca_file != NULL ? ca_file :
-	    TLS_DEFAULT_CA_FILE, err, errlen) == -1)
-		goto fail;
-	if (cert_file != NULL && tls_load_keypair(&ctx->cert, &ctx->key,
-	    cert_file, key_file, err, errlen) == -1)
-		goto fail;
-	if ((ret = tls_client_conf(ctx, &ctx->conf, false)) != 0 ||
-	    (ret = tls_client_conf(ctx, &ctx->conf12, true)) != 0)
-		goto fail_mbed;
 	return ctx;
+}
 
-fail_mbed:
-	mbedtls_strerror(ret, msg, sizeof(msg));
-	tls_seterr(err, errlen, "TLS setup: %s", msg);
-fail:
-	tls_client_ctx_free(ctx);
+/* Both configs of ctx; frees ctx on failure. */
+static struct tls_client_ctx *
+tls_client_ctx_setup(struct tls_client_ctx *ctx, char *err, size_t errlen)
+{
+	char msg[128];
+	int ret;
+
+	if ((ret = tls_client_conf(ctx, &ctx->conf, false)) != 0 ||
+	    (ret = tls_client_conf(ctx, &ctx->conf12, true)) != 0) {
+		mbedtls_strerror(ret, msg, sizeof(msg));
+		tls_seterr(err, errlen, "TLS setup: %s", msg);
+		tls_client_ctx_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+struct tls_client_ctx *
+tls_client_ctx_new(const char *ca_file, const char *cert_file,
+    const char *key_file, char *err, size_t errlen)
+{
+	struct tls_client_ctx *ctx;
+
+	if ((cert_file == NULL) != (key_file == NULL)) {
+		tls_seterr(err, errlen, "a client certificate needs its key "
+		    "and the other way round");
+		return NULL;
+	}
+	if ((ctx = tls_client_ctx_alloc(err, errlen)) == NULL)
+		return NULL;
+	if (tls_load_ca(&ctx->ca, ca_file != NULL ? ca_file :
+	    TLS_DEFAULT_CA_FILE, err, errlen) == -1 ||
+	    (cert_file != NULL && (tls_key_private(key_file, err,
+	    errlen) == -1 || tls_load_keypair(&ctx->cert, &ctx->key,
+	    cert_file, key_file, err, errlen) == -1))) {
+		tls_client_ctx_free(ctx);
+		return NULL;
+	}
+	return tls_client_ctx_setup(ctx, err, errlen);
+}
+
+struct tls_client_ctx *
+tls_client_ctx_alpn(struct tls_client_ctx *base, const char *protocol,
+    char *err, size_t errlen)
+{
+	struct tls_client_ctx *ctx;
+
+#if !defined(MBEDTLS_SSL_ALPN)
+	tls_seterr(err, errlen, "this mbedTLS is built without ALPN");
 	return NULL;
+#endif
+	if (base->base != NULL || protocol == NULL || *protocol == '\0' ||
+	    strlen(protocol) > 255) {
+		tls_seterr(err, errlen, "ALPN: bad protocol name");
+		return NULL;
+	}
+	if ((ctx = tls_client_ctx_alloc(err, errlen)) == NULL)
+		return NULL;
+	ctx->base = tls_client_ctx_ref(base);
+	if ((ctx->alpn = strdup(protocol)) == NULL) {
+		tls_seterr(err, errlen, "%s", strerror(errno));
+		tls_client_ctx_free(ctx);
+		return NULL;
+	}
+	ctx->alpn_list[0] = ctx->alpn;
+	return tls_client_ctx_setup(ctx, err, errlen);
 }
 
 struct tls_client_ctx *
@@ -773,6 +850,7 @@ tls_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
 {
 	struct tls_conn *c = arg;
 	unsigned char buf[TLS_RECORD_MAX];
+	size_t dirty = 0;
 	bool got = false;
 	int ret;
 
@@ -784,6 +862,8 @@ tls_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
 	for (;;) {
 		ret = tls_ssl_read(c, buf, sizeof(buf));
 		if (ret > 0) {
+			if ((size_t)ret > dirty)
+				dirty = (size_t)ret;
 			if (evbuffer_add(dst, buf, (size_t)ret) == -1) {
 				tls_fail(c, "read",
 				    MBEDTLS_ERR_SSL_ALLOC_FAILED,
@@ -815,6 +895,9 @@ tls_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
 			tls_fail(c, "read", ret, BEV_EVENT_READING);
 		break;
 	}
+	/* The plaintext may be a secret (a credentials answer): no copy of it
+	 * stays behind on the stack. The user's buffer is the user's. */
+	mbedtls_platform_zeroize(buf, dirty);
 	if (got)
 		return BEV_OK;
 	return c->done ? BEV_ERROR : BEV_NEED_MORE;
@@ -1169,6 +1252,18 @@ tls_version(struct bufferevent *bev)
 
 	return c != NULL && c->established ?
 	    mbedtls_ssl_get_version(&c->ssl) : "?";
+}
+
+const char *
+tls_alpn(struct bufferevent *bev)
+{
+	struct tls_conn *c = tls_conn_of(bev);
+	const char *p;
+
+	if (c == NULL || !c->established ||
+	    (p = mbedtls_ssl_get_alpn_protocol(&c->ssl)) == NULL)
+		return NULL;
+	return p;
 }
 
 const char *

@@ -48,7 +48,10 @@ void	tls_server_ctx_unref(struct tls_server_ctx *);
 /*
  * Client context: trusted CAs from ca_file (a PEM bundle or a directory of
  * PEM files; NULL means TLS_DEFAULT_CA_FILE) and, when cert_file and key_file
- * are both given, a client certificate to present. The context remembers the
+ * are both given, a client certificate to present when the server asks for
+ * one (RSA or EC; the key unencrypted, in any form mbedTLS reads). A key
+ * file that other users can read or write is refused ("key F is readable by
+ * other users (mode 0644): chmod 0600 F, ..."). The context remembers the
  * last session it established and offers it to the next connection to the
  * same host name. Returns a context holding one reference, or NULL with a
  * message in err. The paths are not kept.
@@ -56,6 +59,16 @@ void	tls_server_ctx_unref(struct tls_server_ctx *);
 struct tls_client_ctx *tls_client_ctx_new(const char *ca_file,
 	    const char *cert_file, const char *key_file, char *err,
 	    size_t errlen);
+
+/*
+ * A context like base (made by tls_client_ctx_new(); it keeps a reference,
+ * and base's CAs and certificate are shared, not loaded again) that also
+ * offers the ALPN protocol `protocol` (copied; 1..255 bytes). It has its
+ * own saved session. Returns a context holding one reference, or NULL with
+ * a message in err.
+ */
+struct tls_client_ctx *tls_client_ctx_alpn(struct tls_client_ctx *base,
+	    const char *protocol, char *err, size_t errlen);
 struct tls_client_ctx *tls_client_ctx_ref(struct tls_client_ctx *);
 void	tls_client_ctx_unref(struct tls_client_ctx *);
 
@@ -130,6 +143,10 @@ bool	tls_resumed(struct bufferevent *bev);
  * handshake or for another bufferevent). Static strings. */
 const char *tls_version(struct bufferevent *bev);
 const char *tls_ciphersuite(struct bufferevent *bev);
+
+/* The ALPN protocol the server chose, or NULL: none offered or chosen, not
+ * established, not a TLS bev. Valid as long as bev. */
+const char *tls_alpn(struct bufferevent *bev);
 
 /* The library and the protocols offered, for --version and the log:
  * "mbedTLS 3.6.6, TLS 1.2 and 1.3" or "mbedTLS 2.28.3, TLS 1.2". Static. */

@@ -116,6 +116,8 @@ enum cfg_cred_source {
 	CFG_CRED_ENV,		/* AWS_ACCESS_KEY_ID etc. in the environment */
 	CFG_CRED_STATIC,	/* the keys below, from this file */
 	CFG_CRED_PROFILE,	/* a profile of an AWS shared credentials file */
+	CFG_CRED_IOT,		/* temporary, from the AWS IoT credentials
+				 * provider for aws.cert_file */
 };
 
 /* Strings marked secret are zeroized by cfg_free() and never printed. */
@@ -126,6 +128,10 @@ struct cfg_credentials {
 	char	*session_token;		/* secret; static only, optional */
 	char	*file;			/* profile: the credentials file */
 	char	*profile;		/* profile: the section in it */
+	struct cfg_hostport endpoint;	/* iot: the credentials endpoint (set
+					 * then, a DNS name) */
+	char	*role_alias;		/* iot: set then */
+	char	*thing_name;		/* iot: set then */
 };
 
 struct cfg_proxy {
@@ -149,13 +155,28 @@ struct cfg_dead_letter {
 	uint64_t	max_bytes;		/* 0: refused messages are dropped */
 };
 
+/* The way to AWS IoT Core (lib/tchoice's modes, in their order). */
+enum cfg_transport {
+	CFG_TRANSPORT_MQTTS,		/* MQTT over mutual TLS, mqtts_port */
+	CFG_TRANSPORT_MQTTS_ALPN,	/* the same on endpoint's port, ALPN */
+	CFG_TRANSPORT_WSS,		/* MQTT over a SigV4 WebSocket */
+	CFG_TRANSPORT_AUTO,		/* the first of them that works */
+};
+
 /* present false: no uplink; the other fields then hold their defaults. */
 struct cfg_aws {
 	bool			present;
-	struct cfg_hostport	endpoint;
-	char			*region;	/* given or derived: never NULL if present */
+	struct cfg_hostport	endpoint;	/* port: of wss and mqtts-alpn */
+	char			*region;	/* given or derived; NULL only
+						 * with transport mqtts or
+						 * mqtts-alpn */
 	char			*client_id;
+	enum cfg_transport	transport;	/* given or derived */
 	char			*ca_file;
+	char			*cert_file;	/* the device certificate, PEM;
+						 * set exactly when key_file is */
+	char			*key_file;
+	int64_t			mqtts_port;	/* of transport mqtts */
 	struct cfg_credentials	credentials;
 	uint64_t		keepalive_ms;
 	uint64_t		connect_timeout_ms;

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "config/cfg_int.h"
+#include "creds/iotcreds.h"
 #include "topic/topic.h"
 
 #define QBUF	200
@@ -117,6 +118,45 @@ cfg_check_listener(const struct cfg_ctx *ctx)
 	    "way for clients to log in)");
 }
 
+/*
+ * The device certificate and the transport: cert_file and key_file go
+ * together; the mutual TLS transports and the credentials provider need
+ * them. Without a transport given, a config that names SigV4 credentials
+ * (a credentials section of another source) stays on wss as it was before
+ * there were others; one with a certificate and no such credentials gets
+ * auto.
+ */
+static void
+check_transport(const struct cfg_ctx *ctx, struct cfg_aws *aws)
+{
+	const struct cfg_keydef *kd = cfg_section_key(ctx->sec, "transport", 9);
+	const struct cfg_node *creds = cfg_given(ctx, "credentials");
+	bool iot = aws->credentials.source == CFG_CRED_IOT;
+
+	if (aws->cert_file != NULL && aws->key_file == NULL &&
+	    cfg_usable(ctx, "cert_file"))
+		cfg_error(ctx->ld, ctx->map, "key_file", "missing (required "
+		    "with cert_file)");
+	if (aws->key_file != NULL && aws->cert_file == NULL &&
+	    cfg_usable(ctx, "key_file"))
+		cfg_error(ctx->ld, ctx->map, "cert_file", "missing (required "
+		    "with key_file)");
+	if (!cfg_usable(ctx, "transport") || !cfg_usable(ctx, "credentials"))
+		return;
+	if (cfg_given(ctx, "transport") == NULL)
+		aws->transport = aws->cert_file != NULL &&
+		    (creds == NULL || iot) ? CFG_TRANSPORT_AUTO :
+		    CFG_TRANSPORT_WSS;
+	if (aws->cert_file != NULL || aws->key_file != NULL)
+		return;
+	if (aws->transport != CFG_TRANSPORT_WSS)
+		cfg_error(ctx->ld, ctx->map, "cert_file", "missing (required "
+		    "with transport: %s)", kd->values[aws->transport]);
+	else if (iot)
+		cfg_error(ctx->ld, ctx->map, "cert_file", "missing (required "
+		    "with credentials.source: iot)");
+}
+
 void
 cfg_check_aws(const struct cfg_ctx *ctx)
 {
@@ -124,6 +164,7 @@ cfg_check_aws(const struct cfg_ctx *ctx)
 	const struct cfg_node *region = cfg_given(ctx, "region");
 	char derived[64], q[QBUF];
 
+	check_transport(ctx, aws);
 	if (aws->endpoint.host == NULL || !cfg_usable(ctx, "endpoint") ||
 	    !cfg_usable(ctx, "region"))
 		return;
@@ -131,7 +172,9 @@ cfg_check_aws(const struct cfg_ctx *ctx)
 	    sizeof(q));
 	if (!cfg_region_from_host(aws->endpoint.host, derived,
 	    sizeof(derived))) {
-		if (region == NULL)
+		/* only SigV4 signs with it */
+		if (region == NULL && (aws->transport == CFG_TRANSPORT_WSS ||
+		    aws->transport == CFG_TRANSPORT_AUTO))
 			cfg_error(ctx->ld, cfg_at(ctx, "endpoint"), "region",
 			    "missing, and the endpoint %s does not name one "
 			    "(expected region, such as eu-west-1)", q);
@@ -148,28 +191,68 @@ cfg_check_aws(const struct cfg_ctx *ctx)
 		    derived, derived);
 }
 
+/* Keys that belong to one source: missing with it, refused with another. */
+static const struct {
+	const char		*key;
+	enum cfg_cred_source	 source;
+	bool			 required;
+	bool			 secret;
+} source_keys[] = {
+	{ "access_key_id", CFG_CRED_STATIC, true, true },
+	{ "secret_access_key", CFG_CRED_STATIC, true, true },
+	{ "session_token", CFG_CRED_STATIC, false, true },
+	{ "endpoint", CFG_CRED_IOT, true, false },
+	{ "role_alias", CFG_CRED_IOT, true, false },
+	{ "thing_name", CFG_CRED_IOT, true, false },
+};
+
+/* The credentials provider's names as AWS defines them (lib/creds). */
+static void
+check_iot_names(const struct cfg_ctx *ctx, const struct cfg_credentials *c)
+{
+	if (c->endpoint.host != NULL && cfg_usable(ctx, "endpoint") &&
+	    !iotcreds_host_ok(c->endpoint.host))
+		cfg_error(ctx->ld, cfg_at(ctx, "endpoint"), "endpoint", "not a "
+		    "DNS name (expected the credentials endpoint, aws iot "
+		    "describe-endpoint --endpoint-type iot:CredentialProvider)");
+	if (c->role_alias != NULL && cfg_usable(ctx, "role_alias") &&
+	    !iotcreds_role_alias_ok(c->role_alias))
+		cfg_error(ctx->ld, cfg_at(ctx, "role_alias"), "role_alias",
+		    "has a character a role alias cannot have (expected "
+		    "A-Z a-z 0-9 _ = , @ -)");
+	if (c->thing_name != NULL && cfg_usable(ctx, "thing_name") &&
+	    !iotcreds_thing_name_ok(c->thing_name))
+		cfg_error(ctx->ld, cfg_at(ctx, "thing_name"), "thing_name",
+		    "has a character a thing name cannot have (expected "
+		    "A-Z a-z 0-9 : _ -)");
+}
+
 void
 cfg_check_credentials(const struct cfg_ctx *ctx)
 {
-	static const char *const keys[] = {
-		"access_key_id", "secret_access_key", "session_token"
-	};
 	const struct cfg_credentials *c = ctx->obj;
 	const struct cfg_keydef *kd = cfg_section_key(ctx->sec, "source", 6);
 	const struct cfg_node *v;
 
 	if (!cfg_usable(ctx, "source"))
 		return;
-	for (size_t i = 0; i < 3; i++) {
-		v = cfg_given(ctx, keys[i]);
-		if (c->source == CFG_CRED_STATIC && i < 2 && v == NULL)
-			cfg_error(ctx->ld, ctx->map, keys[i], "missing "
-			    "(required with source: static)");
-		if (c->source != CFG_CRED_STATIC && v != NULL)
-			cfg_error(ctx->ld, v, keys[i], "given with source: %s "
-			    "(expected only with source: static; value hidden)",
+	for (size_t i = 0; i < sizeof(source_keys) / sizeof(source_keys[0]);
+	    i++) {
+		v = cfg_given(ctx, source_keys[i].key);
+		if (c->source == source_keys[i].source &&
+		    source_keys[i].required && v == NULL)
+			cfg_error(ctx->ld, ctx->map, source_keys[i].key,
+			    "missing (required with source: %s)",
 			    kd->values[c->source]);
+		if (c->source != source_keys[i].source && v != NULL)
+			cfg_error(ctx->ld, v, source_keys[i].key, "given with "
+			    "source: %s (expected only with source: %s%s)",
+			    kd->values[c->source],
+			    kd->values[source_keys[i].source],
+			    source_keys[i].secret ? "; value hidden" : "");
 	}
+	if (c->source == CFG_CRED_IOT)
+		check_iot_names(ctx, c);
 }
 
 void

@@ -21,6 +21,7 @@
 /* Enum fields are written through an int. */
 _Static_assert(sizeof(enum cfg_slow) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_cred_source) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_transport) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_drop) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_fsync) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_direction) == sizeof(int), "enum size");
@@ -154,14 +155,17 @@ SECTION(limits_section, limits_keys, struct cfg_limits, NULL);
 
 /* --- aws ------------------------------------------------------------------ */
 
-static const char *const source_values[] = { "env", "static", "profile", NULL };
+static const char *const source_values[] = {
+	"env", "static", "profile", "iot", NULL
+};
 
 #define S struct cfg_credentials
 static const struct cfg_keydef credentials_keys[] = {
 	{ KEY("source", CFG_T_ENUM, source), .values = source_values,
 	  .dflt = "env",
 	  .doc = "env: AWS_ACCESS_KEY_ID etc.; static: the keys below; "
-	      "profile: file and profile" },
+	      "profile: file and profile; iot: the AWS IoT credentials "
+	      "provider, with aws.cert_file" },
 	{ KEY("access_key_id", CFG_T_STRING, access_key_id),
 	  .flags = CFG_K_SECRET, .min = 1, .max = 128,
 	  .doc = "source static: the access key id (required)" },
@@ -175,6 +179,15 @@ static const struct cfg_keydef credentials_keys[] = {
 	  .doc = "source profile: AWS shared credentials file" },
 	{ KEY("profile", CFG_T_STRING, profile), .min = 1, .max = 128,
 	  .dflt = "default", .doc = "source profile: the profile in file" },
+	{ KEY("endpoint", CFG_T_ENDPOINT, endpoint),
+	  .doc = "source iot: the account's credentials endpoint, HOST or "
+	      "HOST:PORT (required)" },
+	{ KEY("role_alias", CFG_T_STRING, role_alias), .min = 1, .max = 128,
+	  .doc = "source iot: the role alias whose IAM role's credentials "
+	      "are fetched (required)" },
+	{ KEY("thing_name", CFG_T_STRING, thing_name), .min = 1, .max = 128,
+	  .doc = "source iot: the thing the certificate is attached to "
+	      "(required)" },
 };
 #undef S
 SECTION(credentials_section, credentials_keys, struct cfg_credentials,
@@ -233,6 +246,10 @@ static const struct cfg_keydef dead_letter_keys[] = {
 #undef S
 SECTION(dead_letter_section, dead_letter_keys, struct cfg_dead_letter, NULL);
 
+static const char *const transport_values[] = {
+	"mqtts", "mqtts-alpn", "wss", "auto", NULL
+};
+
 #define S struct cfg_aws
 static const struct cfg_keydef aws_keys[] = {
 	{ KEY("endpoint", CFG_T_ENDPOINT, endpoint), .flags = CFG_K_REQUIRED,
@@ -242,9 +259,22 @@ static const struct cfg_keydef aws_keys[] = {
 	      "*.iot.REGION.amazonaws.com" },
 	{ KEY("client_id", CFG_T_STRING, client_id), .flags = CFG_K_REQUIRED,
 	  .min = 1, .max = 128, .doc = "MQTT client id towards AWS" },
+	{ KEY("transport", CFG_T_ENUM, transport), .values = transport_values,
+	  .doc = "mqtts: mutual TLS to mqtts_port; mqtts-alpn: the same to "
+	      "endpoint's port with ALPN; wss: SigV4 WebSocket; auto: the "
+	      "first that works. Unset: auto with cert_file and no SigV4 "
+	      "credentials named, else wss" },
 	{ KEY("ca_file", CFG_T_PATH, ca_file),
 	  .dflt = "/etc/ssl/certs/ca-certificates.crt",
 	  .doc = "CA bundle that verifies AWS" },
+	{ KEY("cert_file", CFG_T_PATH, cert_file),
+	  .doc = "the device certificate registered with AWS IoT, PEM "
+	      "(then any intermediates), with key_file" },
+	{ KEY("key_file", CFG_T_PATH, key_file),
+	  .doc = "its private key, PEM (RSA or EC), readable by no other "
+	      "user" },
+	{ KEY("mqtts_port", CFG_T_INT, mqtts_port), .min = 1, .max = 65535,
+	  .dflt = "8883", .doc = "port of transport mqtts" },
 	{ KEY("credentials", CFG_T_SECTION, credentials),
 	  .sub = &credentials_section, .doc = "AWS credentials for SigV4" },
 	{ KEY("keepalive", CFG_T_DURATION, keepalive_ms),

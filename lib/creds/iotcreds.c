@@ -68,8 +68,8 @@ name_ok(const char *s, const char *extra)
 }
 
 /* RFC 1123 host name: labels of 1..63 letters, digits and inner '-'. */
-static bool
-host_ok(const char *s)
+bool
+iotcreds_host_ok(const char *s)
 {
 	size_t n = s != NULL ? strnlen(s, IOTCREDS_MAX_HOST + 1) : 0;
 	size_t label = 0;
@@ -90,21 +90,34 @@ host_ok(const char *s)
 	return true;
 }
 
+/* CreateRoleAlias's and CreateThing's alphabets. */
+bool
+iotcreds_role_alias_ok(const char *s)
+{
+	return name_ok(s, "_=,@-");
+}
+
+bool
+iotcreds_thing_name_ok(const char *s)
+{
+	return name_ok(s, ":_-");
+}
+
 enum iotcreds_status
 iotcreds_request_check(const struct iotcreds_request *q,
     struct iotcreds_error *err)
 {
 	err_reset(err);
-	if (!host_ok(q->host))
+	if (!iotcreds_host_ok(q->host))
 		return iotcreds_fail(err, IOTCREDS_BAD_NAME, "credentials "
 		    "endpoint is not a host name of at most %d characters",
 		    IOTCREDS_MAX_HOST);
 	if (q->port == 0)
 		return iotcreds_fail(err, IOTCREDS_BAD_NAME, "port 0");
-	if (!name_ok(q->role_alias, "_=,@-"))
+	if (!iotcreds_role_alias_ok(q->role_alias))
 		return iotcreds_fail(err, IOTCREDS_BAD_NAME, "role alias must "
 		    "be 1 to %d of A-Z a-z 0-9 _ = , @ -", IOTCREDS_MAX_NAME);
-	if (!name_ok(q->thing_name, ":_-"))
+	if (!iotcreds_thing_name_ok(q->thing_name))
 		return iotcreds_fail(err, IOTCREDS_BAD_NAME, "thing name must "
 		    "be 1 to %d of A-Z a-z 0-9 : _ -", IOTCREDS_MAX_NAME);
 	return IOTCREDS_OK;

@@ -86,6 +86,12 @@ struct iotcreds_error {
 enum iotcreds_status iotcreds_request_check(const struct iotcreds_request *q,
 	    struct iotcreds_error *err);
 
+/* The three checks of iotcreds_request_check(), one name each, for the
+ * configuration's messages. s may be NULL (false). */
+bool	iotcreds_host_ok(const char *s);
+bool	iotcreds_role_alias_ok(const char *s);
+bool	iotcreds_thing_name_ok(const char *s);
+
 /*
  * The request for q into out[0..cap) (not NUL-terminated); *len gets its
  * size, also when it did not fit (out may then be NULL with cap 0: the first

@@ -16,11 +16,23 @@ from conftest import free_port  # noqa: E402
 CERTDIR = pathlib.Path(tempfile.mkdtemp(prefix="iotb-fakeaws-certs-"))
 
 
-def aws_yaml(aws, client_id="gw-test", credentials=None, extra=""):
+def aws_yaml(aws, client_id="gw-test", credentials=None, extra="",
+             transport=None, device=None):
     """The aws: section for `aws` (a started FakeAws). credentials: None for
-    static keys of aws.credentials[0], or the YAML of a credentials: block
-    (indented by four)."""
-    if credentials is None:
+    static keys of aws.credentials[0], False for no credentials: block, or
+    the YAML of one (indented by four). transport: aws.transport (None:
+    not given); device: a DeviceCert for cert_file and key_file, with
+    mqtts_port fakeaws's mutual TLS port."""
+    x509 = ""
+    if transport is not None:
+        x509 += f"  transport: {transport}\n"
+    if device is not None:
+        x509 += (f"  cert_file: {device.cert}\n"
+                 f"  key_file: {device.key}\n"
+                 f"  mqtts_port: {aws.mqtts_port}\n")
+    if credentials is False:
+        credentials = ""
+    elif credentials is None:
         c = aws.credentials[0]
         credentials = ("    source: static\n"
                        f"    access_key_id: {c['access_key_id']}\n"
@@ -31,15 +43,20 @@ def aws_yaml(aws, client_id="gw-test", credentials=None, extra=""):
             f"  endpoint: {aws.endpoint}\n"
             f"  region: {aws.region}\n"
             f"  client_id: {client_id}\n"
-            f"  ca_file: {aws.ca_file}\n"
-            "  credentials:\n" + credentials + extra)
+            f"  ca_file: {aws.ca_file}\n" + x509 +
+            ("  credentials:\n" + credentials if credentials else "") +
+            extra)
 
 
 def write_config(tmp, aws, *, rules=None, reconnect="{base: 1s, max: 2s}",
                  queue="", aws_extra="", credentials=None,
-                 client_id="gw-test", broker="", sections=""):
+                 client_id="gw-test", broker="", sections="", transport=None,
+                 device=None):
     """An iotbridged config in tmp bridging to `aws` (None: no aws section).
-    Returns (path, local MQTT port). The file is 0600: it holds keys."""
+    Returns (path, local MQTT port). The file is 0600: it holds keys.
+    transport, device: as for aws_yaml(); a transport of mutual TLS
+    without a device gets one minted for client_id, and no SigV4
+    credentials unless some are given."""
     tmp = pathlib.Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -56,7 +73,12 @@ def write_config(tmp, aws, *, rules=None, reconnect="{base: 1s, max: 2s}",
             "bridge:\n" + "".join(f"  - {r}\n" for r in rules) +
             "log:\n  level: debug\n" + sections)
     if aws is not None:
-        text += aws_yaml(aws, client_id, credentials, aws_extra)
+        if transport in ("mqtts", "mqtts-alpn") and device is None:
+            device = aws.mint_device_cert(client_id)
+            if credentials is None:
+                credentials = False
+        text += aws_yaml(aws, client_id, credentials, aws_extra, transport,
+                         device)
     path = tmp / "iotbridge.yaml"
     path.write_text(text)
     path.chmod(0o600)

@@ -143,10 +143,12 @@ def test_clock_ten_minutes_off_is_corrected(fake, tmp_path, daemon_factory):
     assert len(accepts(aws)) == 2
 
 
+@pytest.mark.parametrize("transport", ["wss", "mqtts"])
 def test_drop_resubscribes_and_resends_unacknowledged(fake, tmp_path,
-                                                     daemon_factory):
+                                                     daemon_factory,
+                                                     transport):
     aws = fake()
-    cfg, port = write_config(tmp_path, aws)
+    cfg, port = write_config(tmp_path, aws, transport=transport)
     up = aws.subscribe_upstream("gw/#")
     d = daemon_factory(cfg)
     d.wait_log(r"uplink: online")

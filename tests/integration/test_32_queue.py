@@ -60,13 +60,20 @@ class Publisher:
         self.c.loop_stop()
 
 
+# The queue's promises hold whatever carries the messages: the SigV4
+# WebSocket, or MQTT over mutual TLS with a device certificate.
+TRANSPORTS = pytest.mark.parametrize("transport", ["wss", "mqtts"])
+
+
 @pytest.mark.serial
+@TRANSPORTS
 def test_kill9_midway_loses_nothing_acknowledged(aws, tmp_path,
-                                                 daemon_factory):
+                                                 daemon_factory, transport):
     total, rate = 10000, 500
     aws.control("refuse", seconds=600)	# AWS unreachable to begin with
     cfg, port = write_config(tmp_path, aws, reconnect="{base: 1s, max: 1s}",
-                             queue=f"  drain_hz: {rate}\n", aws_extra=FAST)
+                             queue=f"  drain_hz: {rate}\n", aws_extra=FAST,
+                             transport=transport)
     up = aws.subscribe_upstream("gw/#")
     d = daemon_factory(cfg)
     d.wait_log(r"connection-failure")
@@ -221,8 +228,9 @@ def test_sigterm_keeps_the_queue(aws, tmp_path, daemon_factory):
     assert [int(m.payload) for m in got] == list(range(200))
 
 
+@TRANSPORTS
 def test_drop_oldest_keeps_the_newest_and_says_so(aws, tmp_path,
-                                                  daemon_factory):
+                                                  daemon_factory, transport):
     # the seed's example: a queue of 5 given 7 messages keeps 3..7
     cfg, port = write_config(tmp_path, None, queue="  max_messages: 5\n")
     d = daemon_factory(cfg)
@@ -236,7 +244,7 @@ def test_drop_oldest_keeps_the_newest_and_says_so(aws, tmp_path,
     counts = re.findall(r"drop: oldest\): (\d+) messages? discarded", d.log())
     assert sum(map(int, counts)) == 2, d.log()
 
-    cfg, port = write_config(tmp_path, aws)
+    cfg, port = write_config(tmp_path, aws, transport=transport)
     up = aws.subscribe_upstream("gw/#")
     daemon_factory(cfg)
     got = up.wait_messages(5, timeout=20)

@@ -254,7 +254,7 @@ test_defaults_canonical(void **state)
 	cfg = load_ok("aws: {endpoint: a.iot.eu-west-1.amazonaws.com, "
 	    "client_id: x}\nbridge: [{topic: a, direction: out}]\n");
 	cfg_walk(cfg, default_is_canonical, &n);
-	assert_int_equal(n, 54);
+	assert_int_equal(n, 55);
 	cfg_free(cfg);
 }
 
@@ -464,6 +464,101 @@ test_aws(void **state)
 	assert_string_equal(cfg->aws.credentials.file, "/f");
 	assert_string_equal(cfg->aws.credentials.profile, "gw");
 	cfg_free(cfg);
+}
+
+/* The device certificate, the transports and the credentials provider. */
+static void
+test_aws_x509(void **state)
+{
+	struct cfg *cfg;
+
+	/* no certificate: SigV4 over wss, as before there were others */
+	cfg = load_ok("aws: {endpoint: a.iot.eu-west-1.amazonaws.com,"
+	    " client_id: a}\n");
+	assert_int_equal(cfg->aws.transport, CFG_TRANSPORT_WSS);
+	assert_null(cfg->aws.cert_file);
+	assert_null(cfg->aws.key_file);
+	assert_int_equal(cfg->aws.mqtts_port, 8883);
+	cfg_free(cfg);
+
+	/* a certificate and no SigV4 credentials named: auto */
+	cfg = load_ok("aws: {endpoint: a.iot.eu-west-1.amazonaws.com,"
+	    " client_id: a, cert_file: /c, key_file: /k}\n");
+	assert_int_equal(cfg->aws.transport, CFG_TRANSPORT_AUTO);
+	assert_string_equal(cfg->aws.cert_file, "/c");
+	assert_string_equal(cfg->aws.key_file, "/k");
+	cfg_free(cfg);
+
+	/* ... and a credentials section of another source keeps wss */
+	cfg = load_ok("aws: {endpoint: a.iot.eu-west-1.amazonaws.com,"
+	    " client_id: a, cert_file: /c, key_file: /k,"
+	    " credentials: {source: profile}}\n");
+	assert_int_equal(cfg->aws.transport, CFG_TRANSPORT_WSS);
+	cfg_free(cfg);
+
+	/* the credentials provider: auto, its three keys */
+	cfg = load_ok("aws:\n"
+	    "  endpoint: a.iot.eu-west-1.amazonaws.com\n"
+	    "  client_id: gw-01\n"
+	    "  cert_file: /etc/iotbridge/device.crt\n"
+	    "  key_file: /etc/iotbridge/device.key\n"
+	    "  credentials:\n"
+	    "    source: iot\n"
+	    "    endpoint: c2abcdefgh.credentials.iot.eu-west-1.amazonaws.com\n"
+	    "    role_alias: iotbridge-role-alias\n"
+	    "    thing_name: gw-01\n");
+	assert_int_equal(cfg->aws.transport, CFG_TRANSPORT_AUTO);
+	assert_int_equal(cfg->aws.credentials.source, CFG_CRED_IOT);
+	assert_string_equal(cfg->aws.credentials.endpoint.host,
+	    "c2abcdefgh.credentials.iot.eu-west-1.amazonaws.com");
+	assert_int_equal(cfg->aws.credentials.endpoint.port, 443);
+	assert_string_equal(cfg->aws.credentials.role_alias,
+	    "iotbridge-role-alias");
+	assert_string_equal(cfg->aws.credentials.thing_name, "gw-01");
+	cfg_free(cfg);
+
+	/* each transport by name; mqtts needs no region */
+	cfg = load_ok("aws: {endpoint: \"localhost:8443\", client_id: a,"
+	    " transport: mqtts, mqtts_port: 9883, cert_file: /c,"
+	    " key_file: /k}\n");
+	assert_int_equal(cfg->aws.transport, CFG_TRANSPORT_MQTTS);
+	assert_int_equal(cfg->aws.mqtts_port, 9883);
+	assert_null(cfg->aws.region);
+	cfg_free(cfg);
+	cfg = load_ok("aws: {endpoint: a.iot.eu-west-1.amazonaws.com,"
+	    " client_id: a, transport: mqtts-alpn, cert_file: /c,"
+	    " key_file: /k}\n");
+	assert_int_equal(cfg->aws.transport, CFG_TRANSPORT_MQTTS_ALPN);
+	cfg_free(cfg);
+	cfg = load_ok("aws: {endpoint: a.iot.eu-west-1.amazonaws.com,"
+	    " client_id: a, transport: wss, cert_file: /c, key_file: /k}\n");
+	assert_int_equal(cfg->aws.transport, CFG_TRANSPORT_WSS);
+	cfg_free(cfg);
+	cfg = load_ok("aws: {endpoint: a.iot.eu-west-1.amazonaws.com,"
+	    " client_id: a, transport: auto, cert_file: /c, key_file: /k,"
+	    " credentials: {source: env}}\n");
+	assert_int_equal(cfg->aws.transport, CFG_TRANSPORT_AUTO);
+	cfg_free(cfg);
+
+	load_bad("aws: {endpoint: a.iot.eu-west-1.amazonaws.com, client_id: a,"
+	    " transport: mqtts}\n",
+	    "t.yaml:1:6: aws.cert_file: missing (required with transport: "
+	    "mqtts)");
+	load_bad("aws: {endpoint: a.iot.eu-west-1.amazonaws.com, client_id: a,"
+	    " transport: tls}\n",
+	    "t.yaml:1:73: aws.transport: \"tls\" is not valid (expected "
+	    "mqtts, mqtts-alpn, wss or auto)");
+	load_bad("aws: {endpoint: a.iot.eu-west-1.amazonaws.com, client_id: a,"
+	    " key_file: /k}\n",
+	    "t.yaml:1:6: aws.cert_file: missing (required with key_file)");
+	load_bad("aws: {endpoint: a.iot.eu-west-1.amazonaws.com, client_id: a,"
+	    " cert_file: /c}\n",
+	    "t.yaml:1:6: aws.key_file: missing (required with cert_file)");
+	load_bad("aws: {endpoint: a.iot.eu-west-1.amazonaws.com, client_id: a,"
+	    " transport: wss, credentials: {source: iot, endpoint: c.example,"
+	    " role_alias: r, thing_name: t}}\n",
+	    "t.yaml:1:6: aws.cert_file: missing (required with "
+	    "credentials.source: iot)");
 }
 
 /* Single refusals the goldens do not show. */
@@ -1509,12 +1604,15 @@ struct shipped_check {
 };
 
 /* Keys that cannot all be set at once: the static credentials go with
- * source: static, the shipped example shows source: env. They must still be
- * named in the file. */
+ * source: static, the provider's with source: iot, the shipped example shows
+ * source: env. They must still be named in the file. */
 static const char *const not_together[] = {
 	"aws.credentials.access_key_id",
 	"aws.credentials.secret_access_key",
 	"aws.credentials.session_token",
+	"aws.credentials.endpoint",
+	"aws.credentials.role_alias",
+	"aws.credentials.thing_name",
 };
 
 static void
@@ -1524,7 +1622,8 @@ shipped_key(const struct cfg_key *key, const char *value, void *arg)
 	char needle[128];
 
 	c->keys++;
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(not_together) / sizeof(not_together[0]);
+	    i++) {
 		if (strcmp(key->path, not_together[i]) != 0)
 			continue;
 		snprintf(needle, sizeof(needle), "#   %s:",
@@ -1761,8 +1860,8 @@ test_keys(void **state)
 	 * proxy.url, bridge.topic, bridge.direction */
 	assert_int_equal(c.required, 8);
 	assert_int_equal(c.secret, 4);
-	assert_int_equal(c.enums, 7);
-	assert_int_equal(c.n, 73);
+	assert_int_equal(c.enums, 8);
+	assert_int_equal(c.n, 80);
 }
 
 /* https_proxy as curl and friends write it; nothing of a password leaks. */
@@ -1821,6 +1920,7 @@ main(void)
 		cmocka_unit_test(test_durations_sizes),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_aws),
+		cmocka_unit_test(test_aws_x509),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_goldens),
 		cmocka_unit_test(test_secrets),

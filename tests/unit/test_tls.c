@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -70,6 +71,51 @@ struct fx {
 };
 
 static void	raw_peer(struct fx *, evutil_socket_t *, int);
+
+static char	key_copy_path[64];	/* the last key_copy() */
+static char	client_key_path[64];	/* client_key()'s, for the run */
+
+static void
+client_key_unlink(void)
+{
+	unlink(client_key_path);
+}
+
+/*
+ * client.key as a daemon's key must be: readable by its owner alone. Git
+ * keeps 0644, which tls_client_ctx_new() refuses, so the tests use a 0600
+ * copy (mode given, as the copy of another mode would be wanted too).
+ */
+static const char *
+key_copy(const char *path, mode_t mode)
+{
+	char buf[4096];
+	FILE *in;
+	int fd;
+	size_t n;
+
+	snprintf(key_copy_path, sizeof(key_copy_path),
+	    "/tmp/iotb-test-tls-XXXXXX");
+	assert_true((fd = mkstemp(key_copy_path)) >= 0);
+	assert_non_null(in = fopen(path, "rb"));
+	n = fread(buf, 1, sizeof(buf), in);
+	fclose(in);
+	assert_int_equal(write(fd, buf, n), (ssize_t)n);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+	return key_copy_path;
+}
+
+static const char *
+client_key(void)
+{
+	if (client_key_path[0] == '\0') {
+		snprintf(client_key_path, sizeof(client_key_path), "%s",
+		    key_copy(DATA("client.key"), 0600));
+		atexit(client_key_unlink);
+	}
+	return client_key_path;
+}
 
 static void
 wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -226,7 +272,7 @@ setup(void **state)
 	    DATA("ca.crt"), err, sizeof(err));
 	assert_non_null(f->sctx);
 	f->cctx = tls_client_ctx_new(DATA("ca.crt"), DATA("client.crt"),
-	    DATA("client.key"), err, sizeof(err));
+	    client_key(), err, sizeof(err));
 	assert_non_null(f->cctx);
 	end_init(&f->cli, false);
 	end_init(&f->srv, false);
@@ -941,6 +987,97 @@ test_ctx_errors(void **state)
 	}
 }
 
+/* A device key others can read or write is refused; the group may read. */
+static void
+test_client_key_permissions(void **state)
+{
+	static const struct {
+		mode_t		 mode;
+		const char	*err;	/* NULL: accepted */
+	} cases[] = {
+		{ 0600, NULL }, { 0400, NULL }, { 0640, NULL },
+		{ 0644, "is readable by other users (mode 0644): chmod 0600" },
+		{ 0602, "is writable by other users (mode 0602)" },
+		{ 0604, "is readable by other users (mode 0604)" },
+	};
+	struct tls_client_ctx *c;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *key = key_copy(DATA("client.key"), cases[i].mode);
+
+		c = tls_client_ctx_new(DATA("ca.crt"), DATA("client.crt"), key,
+		    err, sizeof(err));
+		unlink(key);
+		if (cases[i].err == NULL) {
+			assert_non_null(c);
+			tls_client_ctx_unref(c);
+			continue;
+		}
+		assert_null(c);
+		if (strstr(err, cases[i].err) == NULL ||
+		    strstr(err, key) == NULL)
+			fail_msg("mode %04o: %s", (unsigned)cases[i].mode, err);
+	}
+	/* the server side's key is the operator's business (tls.md) */
+	c = tls_client_ctx_new(DATA("ca.crt"), NULL, NULL, err, sizeof(err));
+	assert_non_null(c);
+	tls_client_ctx_unref(c);
+	assert_null(tls_client_ctx_new(DATA("ca.crt"), DATA("client.crt"),
+	    DATA("missing.key"), err, sizeof(err)));
+	assert_non_null(strstr(err, "missing.key: No such file"));
+}
+
+/* A context derived for ALPN offers it and shares the certificate; the
+ * base context offers none. */
+static void
+test_alpn(void **state)
+{
+	static const char *protos[] = { "x-amzn-mqtt-ca", NULL };
+	struct fx *f = *state;
+	struct tls_client_ctx *alpn;
+	struct oldpeer old;
+	evutil_socket_t fds[2];
+	struct bufferevent *under;
+	char err[256];
+
+	assert_non_null(alpn = tls_client_ctx_alpn(f->cctx, "x-amzn-mqtt-ca",
+	    err, sizeof(err)));
+	assert_null(tls_client_ctx_alpn(alpn, "h2", err, sizeof(err)));
+	for (int round = 0; round < 2; round++) {
+		end_clear(&f->cli);
+		end_init(&f->cli, false);
+		tcp_pair(fds);
+		oldpeer_init(f, &old, fds[1], true, true, NULL);
+		/* the server's config is read at the ClientHello */
+		assert_int_equal(mbedtls_ssl_conf_alpn_protocols(&old.conf,
+		    protos), 0);
+		under = bufferevent_socket_new(f->base, fds[0],
+		    BEV_OPT_CLOSE_ON_FREE);
+		assert_non_null(under);
+		end_attach(&f->cli, tls_client_wrap(round == 0 ? alpn :
+		    f->cctx, under, "localhost", 5000));
+		RUN_UNTIL(f, (f->cli.connected && old.connected) ||
+		    f->cli.bev == NULL || old.failed != 0);
+		show_errors(f);
+		assert_int_equal(old.failed, 0);
+		if (round == 0) {
+			assert_string_equal(tls_alpn(f->cli.bev),
+			    "x-amzn-mqtt-ca");
+			assert_string_equal(mbedtls_ssl_get_alpn_protocol(
+			    &old.ssl), "x-amzn-mqtt-ca");
+		} else {
+			assert_null(tls_alpn(f->cli.bev));
+			assert_null(mbedtls_ssl_get_alpn_protocol(&old.ssl));
+		}
+		/* the certificate went along (the peer requires one) */
+		assert_int_equal(bufferevent_write(f->cli.bev, "ping", 4), 0);
+		RUN_UNTIL(f, evbuffer_get_length(f->cli.got) == 4);
+		oldpeer_clear(&old);
+	}
+	tls_client_ctx_unref(alpn);
+}
+
 static void
 test_not_tls(void **state)
 {
@@ -1013,6 +1150,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_data_right_after_handshake,
 		    setup, teardown),
 		cmocka_unit_test(test_ctx_errors),
+		cmocka_unit_test(test_client_key_permissions),
+		cmocka_unit_test_setup_teardown(test_alpn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_tls, setup, teardown),
 		cmocka_unit_test(test_random),
 	};
