@@ -303,6 +303,20 @@ tls_load_ca(mbedtls_x509_crt *ca, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* A zeroed context of size bytes, once the DRBG is seeded. */
+static void *
+tls_ctx_calloc(size_t size, char *err, size_t errlen)
+{
+	void *ctx;
+
+	tls_seterr(err, errlen, "%s", "");
+	if (tls_drbg_init(err, errlen) == -1)
+		return NULL;
+	if ((ctx = calloc(1, size)) == NULL)
+		tls_seterr(err, errlen, "%s", strerror(errno));
+	return ctx;
+}
+
 static void
 tls_server_ctx_free(struct tls_server_ctx *ctx)
 {
@@ -323,13 +337,8 @@ tls_server_ctx_new(const char *cert_file, const char *key_file,
 	char msg[128];
 	int ret;
 
-	tls_seterr(err, errlen, "%s", "");
-	if (tls_drbg_init(err, errlen) == -1)
+	if ((ctx = tls_ctx_calloc(sizeof(*ctx), err, errlen)) == NULL)
 		return NULL;
-	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
-		tls_seterr(err, errlen, "%s", strerror(errno));
-		return NULL;
-	}
 	ctx->refs = 1;
 	mbedtls_ssl_config_init(&ctx->conf);
 	mbedtls_x509_crt_init(&ctx->cert);
@@ -439,13 +448,8 @@ tls_client_ctx_alloc(char *err, size_t errlen)
 {
 	struct tls_client_ctx *ctx;
 
-	tls_seterr(err, errlen, "%s", "");
-	if (tls_drbg_init(err, errlen) == -1)
+	if ((ctx = tls_ctx_calloc(sizeof(*ctx), err, errlen)) == NULL)
 		return NULL;
-	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
-		tls_seterr(err, errlen, "%s", strerror(errno));
-		return NULL;
-	}
 	ctx->refs = 1;
 	mbedtls_ssl_config_init(&ctx->conf);
 	mbedtls_ssl_config_init(&ctx->conf12);
