@@ -263,7 +263,11 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			    tls_version(bev));
 		return;
 	}
-	if (t->state == TRANSPORT_S_TLS) {
+	/* before the session began, a TLS error is the connection's
+	 * failure to get through TLS (with TLS 1.3, a refused client
+	 * certificate is told after the handshake) */
+	if (t->state == TRANSPORT_S_TLS ||
+	    (!(what & BEV_EVENT_EOF) && !t->established)) {
 		transport_fail(t, TRANSPORT_FAILED, "TLS: %s",
 		    tls_last_error(bev));
 		return;

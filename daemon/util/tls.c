@@ -95,6 +95,7 @@ struct tls_conn {
 	bool			 verified;	/* a peer chain was checked */
 	bool			 resumed;
 	bool			 closing;	/* tls_close() owns it */
+	bool			 app_in;	/* application data came */
 	int			 alert;		/* fatal alert received; -1: none */
 	LIST_ENTRY(tls_conn)	 entry;		/* on tls_lingering */
 	char			 err[256];
@@ -875,6 +876,7 @@ tls_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
 				break;
 			}
 			got = true;
+			c->app_in = true;
 			continue;
 		}
 		if (mbedcompat_ssl_is_new_ticket(ret)) {
@@ -896,7 +898,13 @@ tls_filter_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
 			tls_push(c);
 			tls_report(c, BEV_EVENT_EOF | BEV_EVENT_READING);
 		} else
-			tls_fail(c, "read", ret, BEV_EVENT_READING);
+			/* TLS 1.3 sends the server's verdict on our certificate
+			 * after our Finished: a fatal alert before any data is
+			 * the handshake's failure, as in TLS 1.2 */
+			tls_fail(c, !c->app_in && c->cctx != NULL &&
+			    ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE &&
+			    mbedcompat_ssl_is_tls13(&c->ssl) ? "handshake" :
+			    "read", ret, BEV_EVENT_READING);
 		break;
 	}
 	/* The plaintext may be a secret (a credentials answer): no copy of it
